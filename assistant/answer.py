@@ -1,0 +1,39 @@
+"""Turning hits into a reply: passages in order, the best sentence marked, numbered citations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .types import Answer, Citation, Hit
+
+NOTHING_FOUND = "Nothing in the indexed articles answers this question."
+
+
+def build_answer(question: str, hits: Sequence[Hit]) -> Answer:
+    """An answer from ranked hits; no hits means a plain 'nothing found'."""
+    if not hits:
+        return Answer(question=question, found=False, passages=(), message=NOTHING_FOUND)
+    return Answer(question=question, found=True, passages=tuple(hits), message="")
+
+
+def cite(c: Citation) -> str:
+    """One citation as text: title, source, file and character span."""
+    source = f", {c.source}" if c.source else ""
+    where = c.path or c.article_id
+    return f"{c.title}{source} ({where}, chars {c.char_start}-{c.char_end})"
+
+
+def render_text(answer: Answer, mark: tuple[str, str] = ("**", "**")) -> str:
+    """The answer as plain text for a terminal, the best sentence of each passage between marks."""
+    if not answer.found:
+        return answer.message
+    blocks = []
+    for n, hit in enumerate(answer.passages, 1):
+        text = hit.text
+        if hit.highlight:
+            s, e = hit.highlight
+            text = f"{text[:s]}{mark[0]}{text[s:e]}{mark[1]}{text[e:]}"
+        lines = [f"[{n}] {text}", f"    — {cite(hit.citations[0])}  score {hit.score:.2f}"]
+        lines += [f"    — also in: {cite(c)}" for c in hit.citations[1:]]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

@@ -1,0 +1,179 @@
+"""Command line: `assistant index|ask|search|remove|eval`, a thin shell over `Assistant`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .core import Assistant
+    from .evaluate import Question
+
+EXIT_ERROR = 1
+EXIT_SKIPPED = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--index-dir", metavar="DIR", help="index folder (default: index/, or index.dir in the config)")
+    common.add_argument("--config", metavar="FILE", help="TOML file overriding config/default.toml settings")
+    p = argparse.ArgumentParser(
+        prog="assistant",
+        description="Answer questions about news articles with cited passages, offline.",
+        epilog="Settings: config/default.toml lists them all; ASSISTANT_<SECTION>_<KEY> variables override.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("index", parents=[common], help="add or update articles from files and folders")
+    s.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help=".txt .md .html .jsonl .json files or folders (default: the folders already in the index)",
+    )
+    s.add_argument("--prune", action="store_true", help="delete indexed articles whose files are gone from PATH")
+    s.add_argument("--rebuild", action="store_true", help="build a fresh index from PATH (old one kept until done)")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    for name, k, text in (
+        ("ask", 5, "answer a question with cited passages"),
+        ("search", 10, "list the passages that match a question, with scores"),
+    ):
+        s = sub.add_parser(name, parents=[common], help=text)
+        s.add_argument("question", help="the question, in plain English")
+        s.add_argument("--k", type=int, default=k, help=f"number of passages (default {k})")
+        s.add_argument("--source", action="append", help="only articles from this source (repeatable)")
+        s.add_argument("--article", action="append", help="only this article id (repeatable)")
+        s.add_argument("--json", action="store_true", help="print JSON")
+
+    s = sub.add_parser("remove", parents=[common], help="delete articles from the index by id")
+    s.add_argument("ids", nargs="+", metavar="ID", help="article ids, as shown in citations")
+
+    s = sub.add_parser("eval", parents=[common], help="Recall@1, Recall@5 and MRR@10 on a question file")
+    s.add_argument("file", help='JSONL: {"question": ..., "gold": [[article_id, phrase], ...]}; empty gold = off-topic')
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="with the relevance floor off, show each question's best cosine, to choose retrieval.min_score",
+    )
+    return p
+
+
+def _filters(args: argparse.Namespace) -> dict[str, list[str]] | None:
+    f = {}
+    if args.source:
+        f["source"] = args.source
+    if args.article:
+        f["article_id"] = args.article
+    return f or None
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out a parsed command; returns the exit code."""
+    from .config import load_settings
+    from .core import Assistant
+
+    settings = load_settings(args.config)
+    if args.index_dir:
+        settings = settings.replace("index", dir=args.index_dir)
+    if args.command == "index":
+        a = Assistant(settings)
+        if args.paths or args.rebuild:
+            if not args.paths:
+                print("error: --rebuild needs the PATHs to read articles from", file=sys.stderr)
+                return EXIT_ERROR
+            report = a.add(args.paths, prune=args.prune, rebuild=args.rebuild, progress=not args.quiet)
+        else:
+            report = a.refresh(prune=args.prune, progress=not args.quiet)
+        for w in report.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        for s in report.skipped:
+            print(f"skipped: {s}", file=sys.stderr)
+        if args.json:
+            _print_json(report.to_dict())
+        else:
+            print(f"Indexed {report.summary()}")
+        return EXIT_SKIPPED if report.skipped else 0
+
+    a = Assistant.load(config=settings)
+    if args.command in ("ask", "search"):
+        from .answer import render_text
+        from .types import hit_to_dict
+
+        if args.k < 1:
+            print("error: --k must be at least 1", file=sys.stderr)
+            return EXIT_ERROR
+        answer = a.ask(args.question, k=args.k, filters=_filters(args))
+        if args.json:
+            data = answer.to_dict()
+            _print_json(
+                data if args.command == "ask" else [hit_to_dict(h, i + 1) for i, h in enumerate(answer.passages)]
+            )
+        elif args.command == "ask":
+            print(render_text(answer))
+        else:
+            for i, h in enumerate(answer.passages, 1):
+                c = h.citations[0]
+                print(
+                    f"{i:>2}. {h.score:.3f} (dense {h.dense:.3f}, bm25 {h.lexical:.2f}) {c.article_id} "
+                    f"[{c.char_start}:{c.char_end}] {h.text[:100]!r}"
+                )
+            if not answer.found:
+                print(answer.message)
+        return 0
+    if args.command == "remove":
+        n = a.remove(args.ids)
+        missing = len(set(args.ids)) - n
+        print(f"Removed {n} article(s)" + (f"; {missing} id(s) were not in the index" if missing else ""))
+        return 0 if not missing else EXIT_ERROR
+    if args.command == "eval":
+        from .evaluate import evaluate, load_questions, to_dict
+
+        questions = load_questions(args.file)
+        if args.calibrate:
+            return _calibrate(a, questions)
+        result = evaluate(lambda q: a.search(q, k=10), a.article_text, questions)
+        if args.json:
+            _print_json(to_dict(result))
+        else:
+            print("\n".join(result.lines()))
+        return 0
+    return EXIT_ERROR
+
+
+def _calibrate(a: Assistant, questions: Sequence[Question]) -> int:
+    """Best cosine per question with the floor off: a floor between the two groups separates them."""
+    a.settings = a.settings.replace("retrieval", min_score=-1.0)
+    best = {True: [], False: []}
+    for q in questions:
+        top = max((h.dense for h in a.search(q.question, k=10)), default=0.0)
+        best[bool(q.gold)].append(top)
+        print(f"{top:.3f}  {'answerable' if q.gold else 'off-topic '}  {q.question}")
+    if best[True] and best[False]:
+        lo, hi = min(best[True]), max(best[False])
+        print(f"lowest answerable {lo:.3f}, highest off-topic {hi:.3f}; midpoint {(lo + hi) / 2:.3f}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `assistant` command."""
+    from .types import AssistantError
+
+    args = _parser().parse_args(argv)
+    try:
+        return run(args)
+    except AssistantError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; the index is as it was before this run", file=sys.stderr)
+        return 130

@@ -1,0 +1,115 @@
+"""The `Assistant`: one object that indexes, searches and answers; every face is a shell over it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .answer import build_answer
+from .config import Settings, load_settings
+from .embedding import Embedder, load_embedder
+from .indexer import IndexReport, remove_articles, update_index
+from .retrieval import search
+from .store import Snapshot, Store
+from .types import Answer, AssistantError, Hit
+
+
+class Assistant:
+    """Question answering with cited passages over an index of news articles."""
+
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
+        """An assistant over `settings.index.dir`; the index and model load on first use."""
+        self.settings = settings or Settings()
+        self.store = Store(self.settings.index.dir)
+        self._embedder = embedder
+        self._snapshot: Snapshot | None = None
+
+    @classmethod
+    def load(
+        cls,
+        index_dir: str | Path | None = None,
+        config: Settings | str | Path | None = None,
+        embedder: Embedder | None = None,
+    ) -> Assistant:
+        """Open the index (default `index/`); a damaged or other-model index raises a one-line error."""
+        settings = config if isinstance(config, Settings) else load_settings(config)
+        if index_dir is not None:
+            settings = settings.replace("index", dir=str(index_dir))
+        assistant = cls(settings, embedder)
+        if assistant.store.exists():
+            assistant.snapshot  # noqa: B018 - load now, so errors surface here
+        return assistant
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model, loaded on first use."""
+        if self._embedder is None:
+            e = self.settings.embedding
+            self._embedder = load_embedder(e.model, e.device, e.batch_size, e.offline)
+        return self._embedder
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The loaded index; a missing one says how to build it."""
+        if self._snapshot is None:
+            snap = self.store.open()
+            model = snap.manifest.get("model")
+            if model != self.settings.embedding.model:
+                snap.close()
+                raise AssistantError(
+                    f"index in {self.store.dir}/ was built with model '{model}' but embedding.model is "
+                    f"'{self.settings.embedding.model}'; rebuild with: assistant index --rebuild PATH..."
+                )
+            self._snapshot = snap
+        return self._snapshot
+
+    def reload(self) -> None:
+        """Drop the loaded index so that the next call reads the current generation."""
+        if self._snapshot is not None:
+            self._snapshot.close()
+        self._snapshot = None
+
+    def add(
+        self, paths: Sequence[str | Path], prune: bool = False, rebuild: bool = False, progress: bool = False
+    ) -> IndexReport:
+        """Index files and folders: new and changed articles are embedded, unchanged ones are not."""
+        base = None if rebuild or not self.store.exists() else self.snapshot
+        report, wrote = update_index(
+            self.store, base, self.settings, lambda: self.embedder, list(paths), prune=prune, progress=progress
+        )
+        if wrote:
+            self.reload()
+        return report
+
+    def refresh(self, prune: bool = False, progress: bool = False) -> IndexReport:
+        """Re-read every folder the index was built from."""
+        roots = self.snapshot.roots()
+        return self.add(roots, prune=prune, progress=progress)
+
+    def remove(self, article_ids: Sequence[str]) -> int:
+        """Delete articles by id; returns how many were found and removed."""
+        n = remove_articles(self.store, self.snapshot, list(article_ids))
+        if n:
+            self.reload()
+        return n
+
+    def search(self, question: str, k: int = 10, filters: Mapping[str, Any] | None = None) -> list[Hit]:
+        """The k passages that best answer the question (empty when nothing is relevant)."""
+        return search(self.snapshot, self.embedder, self.settings.retrieval, question, k, filters)
+
+    def ask(self, question: str, k: int = 5, filters: Mapping[str, Any] | None = None) -> Answer:
+        """An answer: the passages with citations, or 'nothing found'."""
+        return build_answer(question, self.search(question, k, filters))
+
+    def articles(self) -> list[dict[str, str]]:
+        """Every indexed article's id and metadata."""
+        snap = self.snapshot
+        return [{"id": a, **snap.articles[a]} for a in snap.article_ids]
+
+    def article_text(self, article_id: str) -> str:
+        """The cleaned text of an article, which citation spans point into."""
+        text = self.snapshot.article_text(article_id)
+        if text is None:
+            raise AssistantError(f"no article with id '{article_id}' in {self.store.dir}/")
+        return text

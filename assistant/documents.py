@@ -1,0 +1,253 @@
+"""Reading files and folders into cleaned `Article`s; a bad file is reported by name and skipped."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .clean import clean_text, first_words
+from .types import Article
+
+TEXT_SUFFIXES = {".txt", ".text"}
+MARKDOWN_SUFFIXES = {".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+JSON_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+SUPPORTED = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES
+MAX_TITLE_CHARS = 200
+OPTIONAL_FIELDS = ("url", "source", "published")
+
+
+@dataclass
+class Problem:
+    """A file (or a record inside one) that was skipped or needed care, and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass
+class Loaded:
+    """What reading some paths gave: the articles, the skipped inputs, and warnings."""
+
+    articles: list[Article] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    roots: list[str] = field(default_factory=list)
+    root_of: dict[str, str] = field(default_factory=dict)
+
+
+class SkipFile(Exception):
+    """Raised inside a reader: this file (or record) cannot be used, for the given reason."""
+
+
+def decode_bytes(raw: bytes) -> tuple[str, str]:
+    """Decode file bytes: UTF-8 (BOM or not), UTF-16 with a BOM, else Windows-1252, else Latin-1."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16"), "utf-16"
+    if b"\x00" in raw[:8192]:
+        raise SkipFile("binary file (contains NUL bytes)")
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252"), "windows-1252"
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), "latin-1"
+
+
+def _title_and_body(text: str) -> tuple[str, str]:
+    """First non-empty line is the title; a paragraph-long first line stays in the body."""
+    stripped = text.lstrip()
+    first, _, rest = stripped.partition("\n")
+    first = first.strip()
+    if len(first) > MAX_TITLE_CHARS:
+        return first_words(first), stripped
+    return first, rest
+
+
+def _markdown_to_text(md: str) -> str:
+    md = re.sub(r"^---\n.*?\n---\n", "", md, flags=re.S)  # front matter
+    md = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", md)  # images
+    md = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", md)  # links keep their text
+    md = re.sub(r"^\s{0,3}#{1,6}\s*", "", md, flags=re.M)  # headings
+    md = re.sub(r"^\s{0,3}>\s?", "", md, flags=re.M)  # quotes
+    md = re.sub(r"(\*\*|__)(.+?)\1", r"\2", md)
+    md = re.sub(r"(?<![\w*])[*_](?=\S)(.+?)(?<=\S)[*_](?![\w*])", r"\1", md)
+    return md
+
+
+def _read_html(text: str) -> dict[str, Any]:
+    import trafilatura
+
+    doc = trafilatura.bare_extraction(
+        text, include_comments=False, include_tables=True, with_metadata=True, favor_recall=True
+    )
+    body = getattr(doc, "text", None) if doc is not None else None
+    if not body:
+        from lxml import html as lxml_html
+
+        try:
+            tree = lxml_html.fromstring(text)
+        except Exception as e:  # lxml raises several types for broken markup
+            raise SkipFile(f"HTML could not be parsed: {e}") from None
+        for bad in tree.xpath("//script|//style|//noscript"):
+            bad.drop_tree()
+        body = tree.text_content()
+        title = (tree.findtext(".//title") or "").strip()
+        return {"title": title, "text": body}
+    return {
+        "title": doc.title or "",
+        "text": body,
+        "url": doc.url or "",
+        "source": doc.sitename or "",
+        "published": doc.date or "",
+    }
+
+
+def _record_fields(obj: Any, where: str) -> dict[str, str]:
+    if not isinstance(obj, dict):
+        raise SkipFile(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    out = {}
+    for key in ("title", "text", "id", *OPTIONAL_FIELDS):
+        value = obj.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise SkipFile(f"{where}: field '{key}' must be a string, got {type(value).__name__}")
+        out[key] = str(value)
+    if not out.get("text", "").strip():
+        raise SkipFile(f"{where}: missing field 'text'")
+    return out
+
+
+def _make_article(fields: dict[str, str], default_id: str, path: str) -> Article:
+    text = clean_text(fields["text"])
+    title = clean_text(fields.get("title", "")).replace("\n", " ")
+    if not text:
+        raise SkipFile("no text left after cleaning")
+    return Article(
+        id=fields.get("id", "").strip() or default_id,
+        title=title or first_words(text),
+        text=text,
+        path=path,
+        source=fields.get("source", "").strip(),
+        url=fields.get("url", "").strip(),
+        published=fields.get("published", "").strip(),
+    )
+
+
+def read_file(path: Path, article_id: str, max_bytes: int, loaded: Loaded) -> None:
+    """Read one file into `loaded`: its articles, or why it (or a record in it) was skipped."""
+    shown = str(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix not in SUPPORTED:
+            raise SkipFile(f"unsupported file type '{suffix or path.name}'")
+        size = path.stat().st_size
+        if size == 0:
+            raise SkipFile("empty file")
+        if size > max_bytes:
+            raise SkipFile(f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit (ingest.max_file_mb)")
+        raw = path.read_bytes()
+        text, encoding = decode_bytes(raw)
+        if encoding not in ("utf-8", "utf-16"):
+            loaded.warnings.append(Problem(shown, f"not UTF-8; read as {encoding}"))
+        if suffix in JSON_SUFFIXES:
+            _read_json_records(text, suffix, article_id, shown, loaded)
+            return
+        if suffix in HTML_SUFFIXES:
+            fields = _read_html(text)
+        else:
+            if suffix in MARKDOWN_SUFFIXES:
+                text = _markdown_to_text(text)
+            title, body = _title_and_body(clean_text(text))
+            fields = {"title": title, "text": body}
+        if not fields.get("text", "").strip():
+            raise SkipFile("no text found")
+        loaded.articles.append(_make_article(fields, article_id, shown))
+    except SkipFile as e:
+        loaded.skipped.append(Problem(shown, str(e)))
+    except OSError as e:
+        loaded.skipped.append(Problem(shown, f"cannot be read: {e.strerror or e}"))
+
+
+def _read_json_records(text: str, suffix: str, file_id: str, shown: str, loaded: Loaded) -> None:
+    records: Iterable[tuple[str, Any]]
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SkipFile(f"invalid JSON: {e}") from None
+        items = data if isinstance(data, list) else [data]
+        records = ((f"item {i + 1}", obj) for i, obj in enumerate(items))
+    else:
+        records = _jsonl_lines(text, shown, loaded)
+    for where, obj in records:
+        try:
+            fields = _record_fields(obj, where)
+            loaded.articles.append(_make_article(fields, f"{file_id}#{where.split()[-1]}", shown))
+        except SkipFile as e:
+            reason = str(e)
+            loaded.skipped.append(Problem(shown, reason if reason.startswith(where) else f"{where}: {reason}"))
+
+
+def _jsonl_lines(text: str, shown: str, loaded: Loaded) -> Iterator[tuple[str, Any]]:
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield f"line {n}", json.loads(line)
+        except json.JSONDecodeError as e:
+            loaded.skipped.append(Problem(shown, f"line {n}: invalid JSON: {e.msg}"))
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Files under a folder, sorted, not following links into folders already seen."""
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield Path(dirpath) / name
+
+
+def load_paths(paths: Iterable[str | Path], max_file_mb: float = 50.0) -> Loaded:
+    """Read files and folders into articles. Ids are paths relative to the folder given."""
+    loaded = Loaded()
+    max_bytes = int(max_file_mb * 1_000_000)
+    ids: set[str] = set()
+    for given in paths:
+        root = Path(given)
+        if not root.exists():
+            loaded.skipped.append(Problem(str(root), "no such file or folder"))
+            continue
+        loaded.roots.append(str(root.resolve()))
+        files = [(root, root.name)] if root.is_file() else [(f, f.relative_to(root).as_posix()) for f in _walk(root)]
+        for path, rel in files:
+            before = len(loaded.articles)
+            read_file(path, rel, max_bytes, loaded)
+            fresh = loaded.articles[before:]
+            keep = []
+            for art in fresh:
+                if art.id in ids:
+                    loaded.skipped.append(Problem(str(path), f"duplicate article id '{art.id}'"))
+                    continue
+                ids.add(art.id)
+                loaded.root_of[art.id] = loaded.roots[-1]
+                keep.append(art)
+            loaded.articles[before:] = keep
+    return loaded

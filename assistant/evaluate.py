@@ -1,0 +1,120 @@
+"""Measuring retrieval: Recall@1, Recall@5 and MRR@10 on questions with gold passages, and abstention."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .types import AssistantError, Hit
+
+_QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
+
+
+def normalise(text: str) -> str:
+    """Lower-case, straight quotes, single spaces: the form gold phrases are matched in."""
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question and its gold (article id, phrase) pairs; no gold means it should find nothing."""
+
+    question: str
+    gold: tuple[tuple[str, str], ...]
+
+
+def load_questions(path: str | Path) -> list[Question]:
+    """Read a JSONL question file, naming the line of any malformed entry."""
+    out = []
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise AssistantError(f"cannot read {p}: {e.strerror or e}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            gold = tuple((str(a), str(ph)) for a, ph in obj.get("gold", []))
+            out.append(Question(str(obj["question"]), gold))
+        except (ValueError, KeyError, TypeError):
+            raise AssistantError(
+                f'{p} line {n}: expected {{"question": str, "gold": [[article, phrase], ...]}}'
+            ) from None
+    return out
+
+
+@dataclass
+class EvalResult:
+    """Scores over a question set."""
+
+    positives: int = 0
+    negatives: int = 0
+    recall_at_1: float = 0.0
+    recall_at_5: float = 0.0
+    mrr_at_10: float = 0.0
+    abstained: float = 0.0
+    misses: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """The report, one metric a line."""
+        out = [
+            f"questions     {self.positives} answerable, {self.negatives} off-topic",
+            f"Recall@1      {self.recall_at_1:.3f}",
+            f"Recall@5      {self.recall_at_5:.3f}",
+            f"MRR@10        {self.mrr_at_10:.3f}",
+        ]
+        if self.negatives:
+            out.append(f"nothing-found {self.abstained:.3f} of off-topic questions")
+        return out + [f"miss: {m}" for m in self.misses]
+
+
+def first_relevant(hits: Sequence[Hit], gold: Sequence[tuple[str, str]], text_of: Callable[[str], str]) -> int:
+    """1-based rank of the first hit citing a gold article at a span that holds its phrase (0 if none)."""
+    for rank, hit in enumerate(hits, 1):
+        for c in hit.citations:
+            span = normalise(text_of(c.article_id)[c.char_start : c.char_end])
+            if any(c.article_id == art and normalise(phrase) in span for art, phrase in gold):
+                return rank
+    return 0
+
+
+def evaluate(
+    search: Callable[[str], Sequence[Hit]], text_of: Callable[[str], str], questions: Sequence[Question]
+) -> EvalResult:
+    """Run every question through `search` (top 10) and score the ranks."""
+    r = EvalResult()
+    ranks = []
+    found_nothing = 0
+    for q in questions:
+        hits = list(search(q.question))[:10]
+        if not q.gold:
+            r.negatives += 1
+            found_nothing += not hits
+            if hits:
+                r.misses.append(f"off-topic question found passages: {q.question}")
+            continue
+        rank = first_relevant(hits, q.gold, text_of)
+        ranks.append(rank)
+        if not rank or rank > 5:
+            r.misses.append(f"rank {rank or '>10'}: {q.question}")
+    r.positives = len(ranks)
+    if ranks:
+        r.recall_at_1 = sum(1 for x in ranks if x == 1) / len(ranks)
+        r.recall_at_5 = sum(1 for x in ranks if 0 < x <= 5) / len(ranks)
+        r.mrr_at_10 = sum(1 / x for x in ranks if x) / len(ranks)
+    if r.negatives:
+        r.abstained = found_nothing / r.negatives
+    return r
+
+
+def to_dict(result: EvalResult) -> dict[str, Any]:
+    """Plain data for JSON output."""
+    return dict(result.__dict__)

@@ -1,0 +1,161 @@
+"""Adding and removing articles: embed only what is new or changed, then write a new generation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .chunking import Chunker
+from .config import Settings
+from .documents import Problem, load_paths
+from .embedding import Embedder
+from .store import Snapshot, Store, rebuild_hint
+from .types import Article, AssistantError, Passage
+
+
+@dataclass
+class IndexReport:
+    """What an index run did, for the summary line and for callers."""
+
+    articles: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    passages: int = 0
+    embedded: int = 0
+    seconds: float = 0.0
+    skipped: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: articles, passages, embedded, skipped, seconds."""
+        return (
+            f"{self.articles} articles ({self.new} new, {self.changed} changed, {self.unchanged} unchanged, "
+            f"{self.removed} removed), {self.passages} passages, {self.embedded} embedded, "
+            f"{len(self.skipped)} skipped, {self.seconds:.1f} s"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output."""
+        d = asdict(self)
+        d["skipped"] = [str(p) for p in self.skipped]
+        d["warnings"] = [str(p) for p in self.warnings]
+        return d
+
+
+def index_meta(settings: Settings, embedder_name: str, dimension: int) -> dict[str, Any]:
+    """What the manifest records about how the index was made."""
+    c = settings.chunking
+    return {
+        "model": embedder_name,
+        "dimension": dimension,
+        "chunking": {"max_tokens": c.max_tokens, "overlap_tokens": c.overlap_tokens, "encoding": c.encoding},
+    }
+
+
+def check_compatible(snapshot: Snapshot, settings: Settings) -> None:
+    """Refuse to mix passages made with another model or chunking into an existing index."""
+    m = snapshot.manifest
+    hint = rebuild_hint(snapshot.index_dir)
+    if m.get("model") != settings.embedding.model:
+        raise AssistantError(
+            f"index in {snapshot.index_dir}/ was built with model '{m.get('model')}' but embedding.model is "
+            f"'{settings.embedding.model}'; rebuild with: {hint}"
+        )
+    want = index_meta(settings, "", 0)["chunking"]
+    if m.get("chunking") != want:
+        raise AssistantError(
+            f"index in {snapshot.index_dir}/ was chunked with {m.get('chunking')}, settings say {want}; "
+            f"rebuild with: {hint}"
+        )
+
+
+def _embed(
+    embedder: Embedder, chunker: Chunker, articles: Sequence[Article], batch: int, progress: bool
+) -> list[tuple[Article, list[Passage], np.ndarray]]:
+    from tqdm import tqdm
+
+    chunked = [(a, chunker.chunk(a)) for a in articles]
+    texts = [p.text for _, ps in chunked for p in ps]
+    parts = []
+    with tqdm(total=len(texts), unit="passage", desc="embedding", disable=not progress, dynamic_ncols=True) as bar:
+        for i in range(0, len(texts), batch * 4):
+            chunk = texts[i : i + batch * 4]
+            parts.append(embedder.encode(chunk))
+            bar.update(len(chunk))
+    vectors = np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), dtype=np.float32)
+    out, at = [], 0
+    for a, ps in chunked:
+        out.append((a, ps, vectors[at : at + len(ps)]))
+        at += len(ps)
+    return out
+
+
+def update_index(
+    store: Store,
+    snapshot: Snapshot | None,
+    settings: Settings,
+    get_embedder: Callable[[], Embedder],
+    paths: Sequence[str | Path],
+    prune: bool = False,
+    progress: bool = False,
+) -> tuple[IndexReport, bool]:
+    """Bring the index up to date with the paths; returns the report and whether anything was written."""
+    start = time.perf_counter()
+    loaded = load_paths(paths, settings.ingest.max_file_mb)
+    report = IndexReport(skipped=loaded.skipped, warnings=loaded.warnings)
+    if snapshot is not None:
+        check_compatible(snapshot, settings)
+    elif not loaded.articles:
+        why = "; ".join(str(p) for p in loaded.skipped[:3]) or "no files"
+        raise AssistantError(f"no articles to index in {', '.join(map(str, paths)) or 'the given paths'} ({why})")
+    existing = snapshot.article_shas() if snapshot is not None else {}
+    todo = [a for a in loaded.articles if existing.get(a.id) != a.sha]
+    report.new = sum(1 for a in todo if a.id not in existing)
+    report.changed = len(todo) - report.new
+    report.unchanged = len(loaded.articles) - len(todo)
+    remove: list[str] = []
+    if prune and snapshot is not None and loaded.roots:
+        seen = {a.id for a in loaded.articles}
+        remove = sorted(snapshot.articles_under(loaded.roots) - seen)
+    report.removed = len(remove)
+    known_roots = set(snapshot.roots()) if snapshot is not None else set()
+    wrote = bool(todo or remove or snapshot is None or not set(loaded.roots) <= known_roots)
+    if wrote:
+        with store.writing():
+            if todo or snapshot is None:
+                embedder = get_embedder()
+                chunker = Chunker(
+                    settings.chunking.max_tokens,
+                    settings.chunking.overlap_tokens,
+                    settings.chunking.encoding,
+                    model_limit=embedder.fits,
+                )
+                add = _embed(embedder, chunker, todo, settings.embedding.batch_size, progress)
+                meta = index_meta(settings, settings.embedding.model, embedder.dimension)
+            else:
+                add = []
+                meta = {k: snapshot.manifest[k] for k in ("model", "dimension", "chunking")}
+            report.embedded = sum(len(ps) for _, ps, _ in add)
+            manifest = store.commit(snapshot, remove, add, loaded.roots, loaded.root_of, meta)
+        report.articles, report.passages = manifest["articles"], manifest["passages"]
+    else:
+        report.articles, report.passages = snapshot.manifest["articles"], snapshot.manifest["passages"]
+    report.seconds = time.perf_counter() - start
+    return report, wrote
+
+
+def remove_articles(store: Store, snapshot: Snapshot, article_ids: Sequence[str]) -> int:
+    """Delete articles by id from the index; returns how many were there."""
+    present = [a for a in article_ids if a in snapshot.articles]
+    if present:
+        meta = {k: snapshot.manifest[k] for k in ("model", "dimension", "chunking")}
+        with store.writing():
+            store.commit(snapshot, present, [], [], {}, meta)
+    return len(present)

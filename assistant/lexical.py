@@ -1,0 +1,88 @@
+"""The lexical index: BM25 (bm25s) over stemmed passage words, with IDF lookups for highlighting."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer():  # noqa: ANN202 - Stemmer.Stemmer
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@functools.lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+def terms(text: str) -> list[str]:
+    """Lower-cased, stop-word-free, stemmed words of a text (the same analysis as the index)."""
+    stop = _stopwords()
+    words = [w for w in _WORD.findall(text.lower()) if w not in stop]
+    return _stemmer().stemWords(words) if words else []
+
+
+class LexicalIndex:
+    """BM25 over passages; row i of the index is passage `ids[i]`."""
+
+    def __init__(self, bm25, ids: np.ndarray) -> None:  # noqa: ANN001 - bm25s.BM25
+        """Wrap a built or loaded bm25s model and its row-to-passage-id map."""
+        self.bm25 = bm25
+        self.ids = ids
+        indptr = bm25.scores["indptr"]
+        n = max(1, int(bm25.scores["num_docs"]))
+        df = np.diff(indptr).astype(np.float64)
+        self._idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+    @classmethod
+    def build(cls, texts: Sequence[str], ids: Sequence[int]) -> LexicalIndex:
+        """Index passage texts; `ids` gives the passage id of each text."""
+        import bm25s
+
+        tokens = [terms(t) for t in texts]
+        vocab: dict[str, int] = {}
+        token_ids = [[vocab.setdefault(w, len(vocab)) for w in doc] for doc in tokens]
+        if not vocab:
+            vocab[""] = 0
+        bm25 = bm25s.BM25()
+        bm25.index(bm25s.tokenization.Tokenized(ids=token_ids, vocab=vocab), show_progress=False)
+        return cls(bm25, np.asarray(ids, dtype=np.int64))
+
+    def save(self, folder: Path) -> None:
+        """Write the index into a folder."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.bm25.save(str(folder), show_progress=False)
+        np.save(folder / "ids.npy", self.ids)
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        """Read an index written by `save`."""
+        import bm25s
+
+        bm25 = bm25s.BM25.load(str(folder), show_progress=False)
+        return cls(bm25, np.load(folder / "ids.npy"))
+
+    def scores(self, query: str, mask: np.ndarray | None = None) -> np.ndarray:
+        """BM25 score of every row for the query (0 where `mask` is 0)."""
+        vocab = self.bm25.vocab_dict
+        qids = [vocab[t] for t in terms(query) if t in vocab]
+        n = int(self.bm25.scores["num_docs"])
+        if not qids or n == 0:
+            return np.zeros(n, dtype=np.float32)
+        return self.bm25.get_scores(qids, weight_mask=mask)
+
+    def idf(self, term: str) -> float:
+        """Inverse document frequency of a stemmed term (0 when unknown)."""
+        i = self.bm25.vocab_dict.get(term)
+        return float(self._idf[i]) if i is not None and i < len(self._idf) else 0.0

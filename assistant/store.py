@@ -1,0 +1,302 @@
+"""The index on disk: generations of (SQLite, FAISS, BM25) switched atomically by manifest.json."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .lexical import LexicalIndex
+from .types import Article, AssistantError, Passage
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+SCHEMA = """
+CREATE TABLE articles (id TEXT PRIMARY KEY, title TEXT, text TEXT, path TEXT, source TEXT, url TEXT,
+                       published TEXT, sha TEXT, root TEXT, added REAL);
+CREATE TABLE passages (id INTEGER PRIMARY KEY, article_id TEXT NOT NULL, seq INTEGER, char_start INTEGER,
+                       char_end INTEGER, n_tokens INTEGER, text TEXT, vector BLOB);
+CREATE INDEX passages_article ON passages(article_id);
+CREATE TABLE roots (path TEXT PRIMARY KEY);
+"""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that readers see the old or the new content, never a part."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def rebuild_hint(index_dir: Path) -> str:
+    """The command that rebuilds an index from its articles."""
+    flag = "" if str(index_dir) == "index" else f" --index-dir {index_dir}"
+    return f"assistant index --rebuild{flag} PATH..."
+
+
+@dataclass
+class Snapshot:
+    """One loaded, consistent generation of the index, ready for search."""
+
+    index_dir: Path
+    manifest: dict[str, Any]
+    db: sqlite3.Connection
+    vectors: Any  # faiss.Index with passage ids
+    lexical: LexicalIndex
+    articles: dict[str, dict[str, str]]
+    row_article: np.ndarray  # article index (into article_ids) of each lexical row
+    article_ids: list[str]
+    lock: threading.Lock
+
+    @property
+    def generation_dir(self) -> Path:
+        """The folder of this generation."""
+        return self.index_dir / self.manifest["generation"]
+
+    def passages(self, ids: Sequence[int]) -> dict[int, tuple[str, int, int, str]]:
+        """(article_id, char_start, char_end, text) for passage ids."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self.lock:
+            rows = self.db.execute(
+                f"SELECT id, article_id, char_start, char_end, text FROM passages WHERE id IN ({marks})",
+                [int(i) for i in ids],
+            ).fetchall()
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def article_text(self, article_id: str) -> str | None:
+        """The cleaned text of an article, as passages' spans refer to it."""
+        with self.lock:
+            row = self.db.execute("SELECT text FROM articles WHERE id = ?", (article_id,)).fetchone()
+        return row[0] if row else None
+
+    def article_shas(self) -> dict[str, str]:
+        """Content hash of every indexed article."""
+        with self.lock:
+            return dict(self.db.execute("SELECT id, sha FROM articles").fetchall())
+
+    def roots(self) -> list[str]:
+        """The folders and files this index was built from."""
+        with self.lock:
+            return [r[0] for r in self.db.execute("SELECT path FROM roots ORDER BY path")]
+
+    def articles_under(self, roots: Sequence[str]) -> set[str]:
+        """Ids of the articles that were read from any of these roots."""
+        marks = ",".join("?" * len(roots))
+        with self.lock:
+            return {r[0] for r in self.db.execute(f"SELECT id FROM articles WHERE root IN ({marks})", list(roots))}
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.db.close()
+
+
+class Store:
+    """An index folder: `manifest.json` names the current generation folder; writers take a lock."""
+
+    def __init__(self, index_dir: str | Path) -> None:
+        """Point at an index folder (it need not exist yet)."""
+        self.dir = Path(index_dir)
+
+    def exists(self) -> bool:
+        """Whether an index (complete or damaged) is there."""
+        return (self.dir / MANIFEST).exists() or any(self.dir.glob("gen-*"))
+
+    def manifest(self) -> dict[str, Any]:
+        """The manifest, or a one-line error saying what is wrong with it."""
+        path = self.dir / MANIFEST
+        if not path.exists():
+            if not self.exists():
+                raise AssistantError(f"no index in {self.dir}/; build one with: assistant index PATH (e.g. seeds/)")
+            raise AssistantError(f"{path} is missing; rebuild with: {rebuild_hint(self.dir)}")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            gen = data["generation"]
+        except (ValueError, KeyError, TypeError):
+            raise AssistantError(f"{path} is damaged; rebuild with: {rebuild_hint(self.dir)}") from None
+        if data.get("format") != FORMAT:
+            raise AssistantError(
+                f"index in {self.dir}/ has format {data.get('format')}, this version reads {FORMAT}; "
+                f"rebuild with: {rebuild_hint(self.dir)}"
+            )
+        if not isinstance(gen, str) or "/" in gen or not (self.dir / gen).is_dir():
+            raise AssistantError(f"{path} names a missing generation; rebuild with: {rebuild_hint(self.dir)}")
+        return data
+
+    def open(self) -> Snapshot:
+        """Load the current generation, checking that its parts agree."""
+        import faiss
+
+        manifest = self.manifest()
+        gen = self.dir / manifest["generation"]
+        hint = rebuild_hint(self.dir)
+        try:
+            db = sqlite3.connect(f"file:{gen / 'index.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+            n_pass = db.execute("SELECT count(*) FROM passages").fetchone()[0]
+            rows = db.execute("SELECT id, title, source, path, url, published FROM articles ORDER BY id").fetchall()
+            pid_art = db.execute("SELECT id, article_id FROM passages ORDER BY id").fetchall()
+        except sqlite3.Error as e:
+            raise AssistantError(f"index database in {gen} is damaged ({e}); rebuild with: {hint}") from None
+        try:
+            vectors = faiss.read_index(str(gen / "vectors.faiss"))
+        except RuntimeError:
+            raise AssistantError(f"vector file in {gen} is damaged or missing; rebuild with: {hint}") from None
+        try:
+            lexical = LexicalIndex.load(gen / "bm25")
+        except (OSError, ValueError, KeyError) as e:
+            raise AssistantError(f"BM25 index in {gen} is damaged ({type(e).__name__}); rebuild with: {hint}") from None
+        counts = {
+            "database": n_pass,
+            "vectors": vectors.ntotal,
+            "bm25": len(lexical.ids),
+            "manifest": manifest.get("passages"),
+        }
+        if len(set(counts.values())) != 1:
+            raise AssistantError(
+                f"index in {self.dir}/ is inconsistent (passage counts {counts}); rebuild with: {hint}"
+            )
+        articles = {r[0]: {"title": r[1], "source": r[2], "path": r[3], "url": r[4], "published": r[5]} for r in rows}
+        article_ids = [r[0] for r in rows]
+        position = {a: i for i, a in enumerate(article_ids)}
+        row_article = np.array([position[a] for _, a in pid_art], dtype=np.int64)
+        if not np.array_equal(lexical.ids, np.array([p for p, _ in pid_art], dtype=np.int64)):
+            raise AssistantError(f"BM25 index in {gen} does not match the passages; rebuild with: {hint}")
+        return Snapshot(self.dir, manifest, db, vectors, lexical, articles, row_article, article_ids, threading.Lock())
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the writer lock: one index build at a time per folder."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AssistantError(f"another process is writing the index in {self.dir}/; wait for it") from None
+            yield
+
+    def commit(
+        self,
+        base: Snapshot | None,
+        remove: Sequence[str],
+        add: Sequence[tuple[Article, Sequence[Passage], np.ndarray]],
+        roots: Sequence[str],
+        root_of: dict[str, str],
+        meta: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Write a new generation (base minus `remove` plus `add`) and switch to it atomically."""
+        import faiss
+
+        numbers = [int(p.name[4:]) for p in self.dir.glob("gen-*") if p.name[4:].isdigit()]
+        name = f"gen-{max(numbers, default=0) + 1:06d}"
+        for stale in self.dir.glob(".building-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = self.dir / f".building-{name}"
+        tmp.mkdir()
+        db_path = tmp / "index.sqlite"
+        db = sqlite3.connect(db_path)
+        try:
+            if base is not None:
+                with base.lock:
+                    base.db.backup(db)
+            else:
+                db.executescript(SCHEMA)
+            with db:
+                self._apply(db, remove, add, roots, root_of)
+            ids, vecs, texts = self._all_passages(db, meta["dimension"])
+        finally:
+            db.close()
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(meta["dimension"]))
+        if len(ids):
+            index.add_with_ids(vecs, ids)
+        faiss.write_index(index, str(tmp / "vectors.faiss"))
+        LexicalIndex.build(texts, ids).save(tmp / "bm25")
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        os.rename(tmp, self.dir / name)
+        _fsync_dir(self.dir)
+        with sqlite3.connect(f"file:{self.dir / name / 'index.sqlite'}?mode=ro", uri=True) as db2:
+            n_articles = db2.execute("SELECT count(*) FROM articles").fetchone()[0]
+        db2.close()
+        manifest = {
+            "format": FORMAT,
+            "generation": name,
+            **meta,
+            "articles": n_articles,
+            "passages": int(len(ids)),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        write_atomic(self.dir / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
+        for old in self.dir.glob("gen-*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+        return manifest
+
+    @staticmethod
+    def _apply(
+        db: sqlite3.Connection, remove: Sequence[str], add: Sequence[Any], roots: Sequence[str], root_of: dict[str, str]
+    ) -> None:
+        gone = list(remove) + [a.id for a, _, _ in add]
+        for i in range(0, len(gone), 500):
+            part = gone[i : i + 500]
+            marks = ",".join("?" * len(part))
+            db.execute(f"DELETE FROM passages WHERE article_id IN ({marks})", part)
+            db.execute(f"DELETE FROM articles WHERE id IN ({marks})", part)
+        now = time.time()
+        for art, passages, vectors in add:
+            db.execute(
+                "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    art.id,
+                    art.title,
+                    art.text,
+                    art.path,
+                    art.source,
+                    art.url,
+                    art.published,
+                    art.sha,
+                    root_of.get(art.id, ""),
+                    now,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO passages (article_id, seq, char_start, char_end, n_tokens, text, vector) "
+                "VALUES (?,?,?,?,?,?,?)",
+                [
+                    (p.article_id, p.seq, p.char_start, p.char_end, p.n_tokens, p.text, vectors[i].tobytes())
+                    for i, p in enumerate(passages)
+                ],
+            )
+        db.executemany("INSERT OR IGNORE INTO roots VALUES (?)", [(r,) for r in roots])
+
+    @staticmethod
+    def _all_passages(db: sqlite3.Connection, dim: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        rows = db.execute("SELECT id, vector, text FROM passages ORDER BY id").fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        return ids, np.ascontiguousarray(vecs), [r[2] for r in rows]

@@ -1,0 +1,151 @@
+"""End-to-end with the real packaged model: the questions users ask, the files they feed, the crashes."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from assistant import Assistant
+from assistant.evaluate import evaluate, load_questions
+
+from .conftest import ROOT, SEEDS, SHARED
+
+pytestmark = pytest.mark.integration
+
+
+def test_zelensky_quote_in_top3_with_exact_span(real_assistant):
+    answer = real_assistant.ask("What did Zelensky say to Russians?", k=5)
+    assert answer.found
+    top3 = answer.passages[:3]
+    quoting = [h for h in top3 if "You are already complicit" in h.text or "You are already accomplices" in h.text]
+    assert quoting, [h.text[:80] for h in top3]
+    c = quoting[0].citations[0]
+    text = real_assistant.article_text(c.article_id)
+    assert text[c.char_start : c.char_end] == quoting[0].text
+    assert "You are already" in text[c.char_start : c.char_end]
+    assert c.title and c.path.endswith(c.article_id)
+
+
+def test_papa_goodbye_scene_is_one_hit_citing_both_articles(real_assistant):
+    hits = real_assistant.search("Papa, goodbye, please come back", k=5)
+    papa = [h for h in hits if "Papa, goodbye" in h.text]
+    assert len(papa) == 1
+    cited = {c.article_id for c in papa[0].citations}
+    assert {"000_2658ee1ef5810850.txt", "003_84ced491e06fab4c.txt"} <= cited
+    for c in papa[0].citations:
+        assert "Papa" in real_assistant.article_text(c.article_id)[c.char_start : c.char_end]
+
+
+def test_omelette_recipe_finds_nothing(real_assistant):
+    answer = real_assistant.ask("How do I make an omelette? Give me a recipe.")
+    assert not answer.found and answer.passages == ()
+    assert answer.to_dict()["passages"] == []
+
+
+def test_seed_questions_all_in_top5_and_off_topic_abstains(real_assistant):
+    questions = load_questions(ROOT / "eval" / "seeds.jsonl")
+    assert sum(1 for q in questions if q.gold) >= 30
+    result = evaluate(lambda q: real_assistant.search(q, k=10), real_assistant.article_text, questions)
+    assert result.recall_at_5 == 1.0, result.misses
+    assert result.abstained == 1.0, result.misses
+
+
+def _cli(*args, **kw):
+    return subprocess.run(
+        [sys.executable, "-m", "assistant", *args], capture_output=True, text=True, timeout=600, cwd=kw.get("cwd", ROOT)
+    )
+
+
+def test_cli_index_ask_json_and_reindex(tmp_path):
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    index = str(tmp_path / "index")
+    out = _cli("index", str(seeds), "--index-dir", index, "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "5 articles" in out.stdout and "embedded" in out.stdout and out.stdout.count("\n") == 1
+    out = _cli("ask", "What did Zelensky say to Russians?", "--k", "3", "--json", "--index-dir", index)
+    data = json.loads(out.stdout)
+    assert set(data) >= {"question", "found", "passages"} and data["found"]
+    p = data["passages"][0]
+    assert set(p) >= {"rank", "text", "score", "citations"} and p["rank"] == 1
+    assert set(p["citations"][0]) == {"article_id", "title", "source", "path", "char_start", "char_end"}
+    out = _cli("index", str(seeds), "--index-dir", index, "--json", "--quiet")
+    assert json.loads(out.stdout)["embedded"] == 0
+    target = seeds / "004_9ef5f17bb255e9d8.txt"
+    target.write_text(target.read_text().replace("cannon fodder", "expendable cannon fodder"))
+    report = json.loads(_cli("index", str(seeds), "--index-dir", index, "--json", "--quiet").stdout)
+    assert report["changed"] == 1 and report["unchanged"] == 4
+    assert 0 < report["embedded"] <= 10  # only the edited article's passages
+    out = _cli("ask", "omelette recipe with cheese", "--index-dir", index)
+    assert out.returncode == 0 and "Nothing" in out.stdout
+
+
+def test_bad_files_are_reported_and_others_indexed(tmp_path):
+    d = tmp_path / "in"
+    shutil.copytree(SEEDS, d)
+    (d / "zero.txt").write_bytes(b"")
+    (d / "binary.txt").write_bytes(bytes(range(256)) * 4)
+    (d / "latin1.txt").write_bytes("Cup final\n\nTickets cost \xa345 at Wembley.".encode("latin-1"))
+    out = _cli("index", str(d), "--index-dir", str(tmp_path / "index"), "--quiet")
+    assert out.returncode == 3, out.stderr  # done, but some files were skipped
+    assert "zero.txt: empty file" in out.stderr and "binary.txt: binary file" in out.stderr
+    assert "latin1.txt: not UTF-8" in out.stderr
+    a = Assistant.load(index_dir=tmp_path / "index")
+    assert {x["id"] for x in a.articles()} == {p.name for p in SEEDS.iterdir()} | {"latin1.txt"}
+    assert "£45" in a.article_text("latin1.txt")
+
+
+def _bbc_sample(dest, n):
+    src = SHARED / "corpora" / "bbc-news" / "bbc" / "business"
+    if not src.is_dir():
+        pytest.skip(f"{src} is not there (../shared beside the clone)")
+    dest.mkdir()
+    for f in sorted(src.glob("*.txt"))[:n]:
+        shutil.copy(f, dest / f"bbc-{f.name}")
+
+
+def _state(index_dir):
+    a = Assistant.load(index_dir=index_dir)
+    s = a.snapshot
+    return sorted(s.article_shas().items()), s.manifest["passages"], a
+
+
+def test_kill_9_mid_build_leaves_previous_index_loadable(tmp_path, real_index):
+    index = tmp_path / "index"
+    shutil.copytree(real_index, index)
+    before = _state(index)
+    before_answer = before[2].ask("What did Zelensky say to Russians?").to_dict()
+    corpus = tmp_path / "more"
+    shutil.copytree(SEEDS, corpus)
+    _bbc_sample(corpus / "bbc", 60)
+    rng = random.Random(7)
+    for attempt in range(2):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "assistant", "index", str(corpus), "--index-dir", str(index)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        seen = ""
+        while "embedding" not in seen and proc.poll() is None:  # wait until embedding has begun
+            seen += proc.stderr.read(1)
+        time.sleep(rng.uniform(0.0, 2.0) if attempt == 0 else 0.0)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        arts, passages, a = _state(index)
+        assert (arts, passages) == before[:2]
+        assert a.ask("What did Zelensky say to Russians?").to_dict() == before_answer
+    out = _cli("index", str(corpus), "--index-dir", str(index), "--quiet")
+    assert out.returncode == 0, out.stderr
+    arts, _, a = _state(index)
+    assert len(arts) == 5 + 60
+    assert a.ask("What did Zelensky say to Russians?").found
+    assert len(list(index.glob("gen-*"))) == 1 and not list(index.glob(".building-*"))

@@ -1,0 +1,64 @@
+import pytest
+
+from assistant.config import RetrievalSettings
+from assistant.highlight import best_sentence, shared_runs
+from assistant.retrieval import collapse
+from assistant.types import AssistantError, Citation, Hit
+
+
+def _hit(pid, text, article, highlight_phrase):
+    s = text.index(highlight_phrase)
+    cit = Citation(article, article.upper(), "", f"{article}.txt", 0, len(text))
+    return Hit(pid, text, 1.0 / pid, (cit,), (s, s + len(highlight_phrase)))
+
+
+QUOTE = "anyone who courageously opposes Putin's regime and therefore puts himself in the greatest danger can apply"
+
+
+def test_same_quote_collapses_into_one_hit_citing_both():
+    a = _hit(1, f"Faeser said that {QUOTE} for asylum. Other news follows here.", "a", QUOTE)
+    b = _hit(2, f"Unrelated opening sentence. She told a paper that {QUOTE} for asylum.", "b", QUOTE)
+    c = _hit(3, "A different passage about flights out of Moscow and prices.", "c", "flights")
+    out = collapse([a, b, c], RetrievalSettings())
+    assert [h.passage_id for h in out] == [1, 3]
+    assert [x.article_id for x in out[0].citations] == ["a", "b"]
+
+
+def test_shared_quote_that_does_not_answer_does_not_collapse():
+    filler_a = " ".join(f"alpha{i}" for i in range(40))
+    filler_b = " ".join(f"beta{i}" for i in range(40))
+    a = _hit(
+        1, f"Faeser said that {QUOTE} for asylum. Flights were sold out. {filler_a}", "a", "Flights were sold out."
+    )
+    b = _hit(2, f"She said {QUOTE} for asylum. Baerbock praised the protesters. {filler_b}", "b", "Baerbock praised")
+    assert len(collapse([a, b], RetrievalSettings())) == 2
+
+
+def test_shared_runs_and_best_sentence():
+    runs = shared_runs("x y " + QUOTE + " z", "q " + QUOTE, 8)
+    assert len(runs) == 1 and runs[0][0] == len(QUOTE.replace("'", " ").split())
+    text = "Flights were sold out. Lavrov accused Ukraine of Russophobia. The end came at last."
+    s, e = best_sentence("What did Lavrov accuse Ukraine of?", text, lambda t: 1.0)
+    assert text[s:e] == "Lavrov accused Ukraine of Russophobia."
+    assert best_sentence("omelette", text, lambda t: 1.0) is None
+
+
+def test_filters_restrict_and_unknown_filter_is_named(fake_assistant):
+    hits = fake_assistant.search("Zelensky Russians protest", k=10, filters={"article_id": "001_5f183a81a63fc7fc.txt"})
+    assert hits and all(c.article_id == "001_5f183a81a63fc7fc.txt" for h in hits for c in h.citations[:1])
+    assert fake_assistant.search("Zelensky", filters={"source": "nowhere"}) == []
+    with pytest.raises(AssistantError, match="unknown filter 'colour'"):
+        fake_assistant.search("Zelensky", filters={"colour": "red"})
+
+
+def test_spans_point_into_the_article(fake_assistant):
+    for hit in fake_assistant.search("Lavrov stormed out of the UN Security Council", k=5):
+        c = hit.citations[0]
+        assert fake_assistant.article_text(c.article_id)[c.char_start : c.char_end] == hit.text
+
+
+def test_floor_gives_nothing_found(fake_assistant):
+    fake_assistant.settings = fake_assistant.settings.replace("retrieval", min_score=0.3)
+    assert fake_assistant.ask("Lavrov stormed out of the UN Security Council meeting").found
+    answer = fake_assistant.ask("quantum chromodynamics lattice gauge")
+    assert not answer.found and answer.passages == () and "Nothing" in answer.message

