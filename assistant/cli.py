@@ -174,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AssistantError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as e:  # a folder that cannot be written, a full disk: say so in one line
+        print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted; the index is as it was before this run", file=sys.stderr)
         return 130

@@ -9,7 +9,7 @@ from typing import Any
 from .answer import build_answer
 from .config import Settings, load_settings
 from .embedding import Embedder, load_embedder
-from .indexer import IndexReport, remove_articles, update_index
+from .indexer import IndexReport, check_compatible, remove_articles, update_index
 from .retrieval import search
 from .store import Snapshot, Store
 from .types import Answer, AssistantError, Hit
@@ -54,13 +54,11 @@ class Assistant:
         """The loaded index; a missing one says how to build it."""
         if self._snapshot is None:
             snap = self.store.open()
-            model = snap.manifest.get("model")
-            if model != self.settings.embedding.model:
+            try:
+                check_compatible(snap, self.settings, chunking=False)
+            except AssistantError:
                 snap.close()
-                raise AssistantError(
-                    f"index in {self.store.dir}/ was built with model '{model}' but embedding.model is "
-                    f"'{self.settings.embedding.model}'; rebuild with: assistant index --rebuild PATH..."
-                )
+                raise
             self._snapshot = snap
         return self._snapshot
 

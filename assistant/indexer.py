@@ -59,8 +59,8 @@ def index_meta(settings: Settings, embedder_name: str, dimension: int) -> dict[s
     }
 
 
-def check_compatible(snapshot: Snapshot, settings: Settings) -> None:
-    """Refuse to mix passages made with another model or chunking into an existing index."""
+def check_compatible(snapshot: Snapshot, settings: Settings, chunking: bool = True) -> None:
+    """Refuse to search or extend an index made with another model (or, to extend, other chunking)."""
     m = snapshot.manifest
     hint = rebuild_hint(snapshot.index_dir)
     if m.get("model") != settings.embedding.model:
@@ -69,7 +69,7 @@ def check_compatible(snapshot: Snapshot, settings: Settings) -> None:
             f"'{settings.embedding.model}'; rebuild with: {hint}"
         )
     want = index_meta(settings, "", 0)["chunking"]
-    if m.get("chunking") != want:
+    if chunking and m.get("chunking") != want:
         raise AssistantError(
             f"index in {snapshot.index_dir}/ was chunked with {m.get('chunking')}, settings say {want}; "
             f"rebuild with: {hint}"
