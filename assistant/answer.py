@@ -23,16 +23,22 @@ def cite(c: Citation) -> str:
     return f"{c.title}{source} ({where}, chars {c.char_start}-{c.char_end})"
 
 
+def split_highlight(hit: Hit) -> tuple[str, str, str]:
+    """A passage as (before, best sentence, after); the middle is empty when nothing is marked."""
+    if not hit.highlight:
+        return hit.text, "", ""
+    s, e = hit.highlight
+    return hit.text[:s], hit.text[s:e], hit.text[e:]
+
+
 def render_text(answer: Answer, mark: tuple[str, str] = ("**", "**")) -> str:
     """The answer as plain text for a terminal, the best sentence of each passage between marks."""
     if not answer.found:
         return answer.message
     blocks = []
     for n, hit in enumerate(answer.passages, 1):
-        text = hit.text
-        if hit.highlight:
-            s, e = hit.highlight
-            text = f"{text[:s]}{mark[0]}{text[s:e]}{mark[1]}{text[e:]}"
+        before, sentence, after = split_highlight(hit)
+        text = f"{before}{mark[0]}{sentence}{mark[1]}{after}" if sentence else before
         lines = [f"[{n}] {text}", f"    — {cite(hit.citations[0])}  score {hit.score:.2f}"]
         lines += [f"    — also in: {cite(c)}" for c in hit.citations[1:]]
         blocks.append("\n".join(lines))

@@ -6,7 +6,7 @@ import html
 import json
 from typing import Any
 
-from .answer import cite
+from .answer import cite, split_highlight
 from .core import Assistant
 from .types import Answer
 
@@ -24,12 +24,8 @@ def render_html(answer: Answer) -> str:
         return f"<p class='nothing-found'>{html.escape(answer.message)}</p>"
     parts = []
     for n, hit in enumerate(answer.passages, 1):
-        text = hit.text
-        if hit.highlight:
-            s, e = hit.highlight
-            body = f"{html.escape(text[:s])}<mark>{html.escape(text[s:e])}</mark>{html.escape(text[e:])}"
-        else:
-            body = html.escape(text)
+        before, sentence, after = (html.escape(x) for x in split_highlight(hit))
+        body = f"{before}<mark>{sentence}</mark>{after}" if sentence else before
         body = body.replace("\n\n", "<br><br>")
         cites = "".join(
             f"<li><span class='cite'>[{n}{'' if i == 0 else chr(96 + i)}]</span> {html.escape(cite(c))}</li>"

@@ -85,23 +85,29 @@ class Chunker:
     def _pieces(self, text: str, start: int, end: int, budget: int) -> list[tuple[int, int, int]]:
         """Cut one over-long sentence at word boundaries into pieces of at most `budget` tokens."""
         words = [(start + m.start(), start + m.end()) for m in re.finditer(r"\S+", text[start:end])]
-        sizes = [self.count(" " + text[s:e]) for s, e in words]
+        units = [(s, e, self.count(" " + text[s:e])) for s, e in words]
         pieces: list[tuple[int, int, int]] = []
         i = 0
-        while i < len(words):
-            j, used = i, 0
-            while j < len(words) and (j == i or used + sizes[j] <= budget):
-                used += sizes[j]
-                j += 1
-            while True:  # the word-by-word sum is close; make the exact count fit
-                s, e = words[i][0], words[j - 1][1]
-                n = self.count(text[s:e])
-                if n <= budget or j == i + 1:
-                    break
-                j -= 1
-            pieces.append((s, e, n))
+        while i < len(units):
+            j, piece = self._fill(text, units, i, budget)
+            pieces.append(piece)
             i = j
         return pieces
+
+    def _fill(
+        self, text: str, units: list[tuple[int, int, int]], i: int, budget: int
+    ) -> tuple[int, tuple[int, int, int]]:
+        """Greedily take units from i while the budget holds; the exact count of the joined span must fit."""
+        j, used = i, 0
+        while j < len(units) and (j == i or used + units[j][2] <= budget):
+            used += units[j][2]
+            j += 1
+        while True:  # sizes summed one by one are close; spaces between units can add a token
+            s, e = units[i][0], units[j - 1][1]
+            n = self.count(text[s:e])
+            if n <= budget or j == i + 1:
+                return j, (s, e, n)
+            j -= 1
 
     def _units(self, text: str, budget: int) -> list[tuple[int, int, int]]:
         units = []
@@ -115,17 +121,8 @@ class Chunker:
         out: list[tuple[int, int, int]] = []
         i = 0
         while i < len(units):
-            j, used = i, 0
-            while j < len(units) and (j == i or used + units[j][2] <= budget):
-                used += units[j][2]
-                j += 1
-            while True:  # spaces between sentences can add a token: the exact count must fit
-                s, e = units[i][0], units[j - 1][1]
-                n = self.count(text[s:e])
-                if n <= budget or j == i + 1:
-                    break
-                j -= 1
-            out.append((s, e, n))
+            j, piece = self._fill(text, units, i, budget)
+            out.append(piece)
             if j >= len(units):
                 break
             # Overlap: carry back whole trailing sentences that fit in the overlap budget.
