@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from . import __version__
+from .app import MAX_K, build_app
 from .core import Assistant
 from .types import AssistantError
 
@@ -18,7 +19,7 @@ class SearchRequest(BaseModel):
     """The body of `POST /api/search`."""
 
     question: str = Field(min_length=1, max_length=2000, description="the question, in plain English")
-    k: int = Field(5, ge=1, le=50, description="how many passages")
+    k: int = Field(5, ge=1, le=MAX_K, description="how many passages")
     filters: dict[str, str | list[str]] | None = Field(
         None, description="article_id, source (string or list), published_from, published_to"
     )
@@ -38,8 +39,6 @@ def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp
     """A FastAPI app serving the chat, the JSON API and (with `mcp`) the MCP tool, over one `Assistant`."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home, ever
     import gradio as gr
-
-    from .app import build_app
 
     def require_login(request: Request) -> None:
         if auth is None:
@@ -66,12 +65,12 @@ def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp
     return gr.mount_gradio_app(app, demo, path="", auth=auth, mcp_server=mcp, footer_links=["api"])
 
 
-def serve(
-    assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, mcp: bool = True
-) -> None:
-    """Run the server until interrupted."""
+def serve(assistant: Assistant) -> None:
+    """Run the server, as `assistant.settings.server` says, until interrupted."""
     import uvicorn
 
-    app = create_server(assistant, parse_auth(auth), mcp=mcp)
+    server = assistant.settings.server
+    host, port = server.host, server.port
+    app = create_server(assistant, parse_auth(server.auth), mcp=server.mcp)
     print(f"News assistant on http://{host}:{port}/  (API docs at /docs, MCP at /gradio_api/mcp/)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

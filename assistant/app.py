@@ -10,6 +10,7 @@ from .answer import cite, split_highlight
 from .core import Assistant
 from .types import Answer
 
+MAX_K = 50  # the most passages one API call returns, over HTTP, gradio_client and MCP
 EXAMPLES = [
     "What did Zelensky say to Russians?",
     "What did Lavrov accuse Ukraine of at the UN?",
@@ -58,10 +59,10 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
 
         Args:
             question: the question, in plain English
-            k: how many passages to return (1-20)
+            k: how many passages to return (1-50)
         """
         # JSON text rather than a dict: gradio_client would take the citations' "path" for files to fetch.
-        return json.dumps(assistant.ask(question, k=max(1, min(int(k), 20))).to_dict(), ensure_ascii=False)
+        return json.dumps(assistant.ask(question, k=max(1, min(int(k), MAX_K))).to_dict(), ensure_ascii=False)
 
     with gr.Blocks(title="News assistant") as demo:
         gr.Markdown("### News assistant\nAsk about the indexed articles; every answer is a cited passage.")

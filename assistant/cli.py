@@ -51,16 +51,16 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--json", action="store_true", help="print JSON")
 
     s = sub.add_parser("serve", parents=[common], help="start the web chat, the JSON API and the MCP tool")
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    s.add_argument("--auth", metavar="USER:PASSWORD", default=None, help="require this login (or set ASSISTANT_AUTH)")
+    s.add_argument("--host", help="address to bind (server.host, default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, help="port (server.port, default 7860)")
+    s.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (server.auth; ASSISTANT_SERVER_AUTH)")
     s.add_argument(
         "--seeds",
         default="seeds",
         metavar="PATH",
         help="articles to index first when there is no index yet (default seeds/)",
     )
-    s.add_argument("--no-mcp", action="store_true", help="do not expose the MCP tool")
+    s.add_argument("--no-mcp", action="store_true", help="do not expose the MCP tool (server.mcp = false)")
 
     s = sub.add_parser("remove", parents=[common], help="delete articles from the index by id")
     s.add_argument("ids", nargs="+", metavar="ID", help="article ids, as shown in citations")
@@ -117,16 +117,16 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_SKIPPED if report.skipped else 0
 
     if args.command == "serve":
-        import os
-
         from .api import serve
 
+        given = {"host": args.host, "port": args.port, "auth": args.auth, "mcp": False if args.no_mcp else None}
+        settings = settings.replace("server", **{k: v for k, v in given.items() if v is not None})
         a = Assistant(settings)
         if not a.store.exists():
             print(f"No index in {a.store.dir}/ yet: indexing {args.seeds} first…", file=sys.stderr, flush=True)
             print(f"Indexed {a.add([args.seeds], progress=True).summary()}", file=sys.stderr)
         a.ask("warm up")  # load the index and the model before the first visitor
-        serve(a, args.host, args.port, args.auth or os.environ.get("ASSISTANT_AUTH"), mcp=not args.no_mcp)
+        serve(a)
         return 0
 
     a = Assistant.load(config=settings)

@@ -58,6 +58,16 @@ class RetrievalSettings:
 
 
 @dataclass(frozen=True)
+class ServerSettings:
+    """The web chat, JSON API and MCP tool of `assistant serve`."""
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth: str = ""
+    mcp: bool = True
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every tunable of the assistant, grouped as in config/default.toml."""
 
@@ -66,6 +76,7 @@ class Settings:
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     def replace(self, section: str, **values: Any) -> Settings:
         """A copy with some values of one section changed."""

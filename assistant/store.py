@@ -121,7 +121,6 @@ class Store:
     def __init__(self, index_dir: str | Path) -> None:
         """Point at an index folder (it need not exist yet)."""
         self.dir = Path(index_dir)
-        self._last_generation = ""
 
     def exists(self) -> bool:
         """Whether an index (complete or damaged) is there."""
@@ -150,20 +149,21 @@ class Store:
 
     def open(self) -> Snapshot:
         """Load the current generation, checking that its parts agree."""
+        manifest = self.manifest()
         for _ in range(3):
             try:
-                return self._open(self.manifest())
+                return self._open(manifest)
             except AssistantError:
                 # A writer may have switched generations and removed this one while we read it.
-                if (self.dir / MANIFEST).exists() and self.manifest()["generation"] != self._last_generation:
-                    continue
-                raise
-        return self._open(self.manifest())
+                fresh = self.manifest()
+                if fresh["generation"] == manifest["generation"]:
+                    raise
+                manifest = fresh
+        return self._open(manifest)
 
     def _open(self, manifest: dict[str, Any]) -> Snapshot:
         import faiss
 
-        self._last_generation = manifest["generation"]
         gen = self.dir / manifest["generation"]
         hint = rebuild_hint(self.dir)
         try:
