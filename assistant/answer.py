@@ -9,11 +9,12 @@ from .types import Answer, Citation, Hit
 NOTHING_FOUND = "Nothing in the indexed articles answers this question."
 
 
-def build_answer(question: str, hits: Sequence[Hit]) -> Answer:
-    """An answer from ranked hits; no hits means a plain 'nothing found'."""
+def build_answer(question: str, hits: Sequence[Hit], query: str = "") -> Answer:
+    """An answer from ranked hits; no hits means a plain 'nothing found'. `query` is what was searched."""
+    query = "" if query == question else query
     if not hits:
-        return Answer(question=question, found=False, passages=(), message=NOTHING_FOUND)
-    return Answer(question=question, found=True, passages=tuple(hits), message="")
+        return Answer(question=question, found=False, passages=(), message=NOTHING_FOUND, query=query)
+    return Answer(question=question, found=True, passages=tuple(hits), message="", query=query)
 
 
 def cite(c: Citation) -> str:
@@ -33,9 +34,10 @@ def split_highlight(hit: Hit) -> tuple[str, str, str]:
 
 def render_text(answer: Answer, mark: tuple[str, str] = ("**", "**")) -> str:
     """The answer as plain text for a terminal, the best sentence of each passage between marks."""
+    understood = f"(understood as: {answer.query})\n\n" if answer.query else ""
     if not answer.found:
-        return answer.message
-    blocks = []
+        return understood + answer.message
+    blocks = [understood.strip()] if understood else []
     for n, hit in enumerate(answer.passages, 1):
         before, sentence, after = split_highlight(hit)
         text = f"{before}{mark[0]}{sentence}{mark[1]}{after}" if sentence else before

@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--k", type=int, default=k, help=f"number of passages (default {k})")
         s.add_argument("--source", action="append", help="only articles from this source (repeatable)")
         s.add_argument("--article", action="append", help="only this article id (repeatable)")
+        s.add_argument(
+            "--after",
+            action="append",
+            default=[],
+            metavar="QUESTION",
+            help="an earlier question of the conversation, for follow-ups like 'What did he say?' (repeatable)",
+        )
         s.add_argument("--json", action="store_true", help="print JSON")
 
     s = sub.add_parser("serve", parents=[common], help="start the web chat, the JSON API and the MCP tool")
@@ -68,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("eval", parents=[common], help="Recall@1, Recall@5 and MRR@10 on a question file")
     s.add_argument("file", help='JSONL: {"question": ..., "gold": [[article_id, phrase], ...]}; empty gold = off-topic')
     s.add_argument("--json", action="store_true", help="print JSON")
+    s.add_argument(
+        "--without-history",
+        action="store_true",
+        help="ask follow-up questions alone, ignoring their conversation (to measure what it adds)",
+    )
     s.add_argument(
         "--calibrate",
         action="store_true",
@@ -137,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         if args.k < 1:
             print("error: --k must be at least 1", file=sys.stderr)
             return EXIT_ERROR
-        answer = a.ask(args.question, k=args.k, filters=_filters(args))
+        answer = a.ask(args.question, k=args.k, filters=_filters(args), history=args.after)
         if args.json:
             data = answer.to_dict()
             _print_json(
@@ -166,7 +178,10 @@ def run(args: argparse.Namespace) -> int:
         questions = load_questions(args.file)
         if args.calibrate:
             return _calibrate(a, questions)
-        result = evaluate(lambda q: a.search(q, k=10), a.article_text, questions)
+        alone = args.without_history
+        result = evaluate(
+            lambda q: a.search(q.question, 10, history=() if alone else q.history), a.article_text, questions
+        )
         if args.json:
             _print_json(to_dict(result))
         else:

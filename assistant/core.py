@@ -8,6 +8,7 @@ from typing import Any
 
 from .answer import build_answer
 from .config import Settings, load_settings
+from .conversation import contextualize
 from .embedding import Embedder, load_embedder
 from .indexer import IndexReport, check_compatible, remove_articles, update_index
 from .retrieval import search
@@ -92,13 +93,28 @@ class Assistant:
             self.reload()
         return n
 
-    def search(self, question: str, k: int = 10, filters: Mapping[str, Any] | None = None) -> list[Hit]:
-        """The k passages that best answer the question (empty when nothing is relevant)."""
-        return search(self.snapshot, self.embedder, self.settings.retrieval, question, k, filters)
+    def search(
+        self,
+        question: str,
+        k: int = 10,
+        filters: Mapping[str, Any] | None = None,
+        history: Sequence[str] = (),
+    ) -> list[Hit]:
+        """The k passages that best answer the question, read in the light of earlier `history` questions."""
+        query = contextualize(question, history)
+        return search(self.snapshot, self.embedder, self.settings.retrieval, query, k, filters)
 
-    def ask(self, question: str, k: int = 5, filters: Mapping[str, Any] | None = None) -> Answer:
-        """An answer: the passages with citations, or 'nothing found'."""
-        return build_answer(question, self.search(question, k, filters))
+    def ask(
+        self,
+        question: str,
+        k: int = 5,
+        filters: Mapping[str, Any] | None = None,
+        history: Sequence[str] = (),
+    ) -> Answer:
+        """An answer: the passages with citations, or 'nothing found'; `history` = earlier questions, oldest first."""
+        query = contextualize(question, history)
+        hits = search(self.snapshot, self.embedder, self.settings.retrieval, query, k, filters)
+        return build_answer(question, hits, query)
 
     def articles(self) -> list[dict[str, str]]:
         """Every indexed article's id and metadata."""

@@ -27,6 +27,7 @@ class Question:
 
     question: str
     gold: tuple[tuple[str, str], ...]
+    history: tuple[str, ...] = ()  # earlier questions of the conversation, oldest first
 
 
 def load_questions(path: str | Path) -> list[Question]:
@@ -43,10 +44,13 @@ def load_questions(path: str | Path) -> list[Question]:
         try:
             obj = json.loads(line)
             gold = tuple((str(a), str(ph)) for a, ph in obj.get("gold", []))
-            out.append(Question(str(obj["question"]), gold))
-        except (ValueError, KeyError, TypeError):
+            history = obj.get("history", [])
+            if not isinstance(history, list):
+                raise TypeError
+            out.append(Question(str(obj["question"]), gold, tuple(str(h) for h in history)))
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise AssistantError(
-                f'{p} line {n}: expected {{"question": str, "gold": [[article, phrase], ...]}}'
+                f'{p} line {n}: expected {{"question": str, "gold": [[article, phrase], ...], "history": [str, ...]}}'
             ) from None
     return out
 
@@ -87,14 +91,14 @@ def first_relevant(hits: Sequence[Hit], gold: Sequence[tuple[str, str]], text_of
 
 
 def evaluate(
-    search: Callable[[str], Sequence[Hit]], text_of: Callable[[str], str], questions: Sequence[Question]
+    search: Callable[[Question], Sequence[Hit]], text_of: Callable[[str], str], questions: Sequence[Question]
 ) -> EvalResult:
-    """Run every question through `search` (top 10) and score the ranks."""
+    """Run every question through `search` (top 10 used) and score the ranks."""
     r = EvalResult()
     ranks = []
     found_nothing = 0
     for q in questions:
-        hits = list(search(q.question))[:10]
+        hits = list(search(q))[:10]
         if not q.gold:
             r.negatives += 1
             found_nothing += not hits

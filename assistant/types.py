@@ -77,6 +77,7 @@ class Answer:
     found: bool
     passages: tuple[Hit, ...] = field(default_factory=tuple)
     message: str = ""
+    query: str = ""  # what was searched: the question made standalone from the conversation; "" = the question
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by `ask --json`, the HTTP API and the MCP tool."""
@@ -98,6 +99,7 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
     """Serialise an answer to plain JSON-ready data."""
     return {
         "question": answer.question,
+        "query": answer.query or answer.question,
         "found": answer.found,
         "message": answer.message,
         "passages": [hit_to_dict(h, i + 1) for i, h in enumerate(answer.passages)],
@@ -123,6 +125,7 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
         found=bool(data["found"]),
         passages=tuple(hits),
         message=data.get("message", ""),
+        query=data.get("query", ""),
     )
 
 

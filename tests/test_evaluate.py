@@ -28,7 +28,7 @@ def test_metrics_by_hand():
     from assistant.evaluate import Question
 
     qs = [Question(q, (("a", "already complicit"),)) for q in ("q1", "q2", "q3")] + [Question("off", ())]
-    r = evaluate(results.__getitem__, TEXTS.__getitem__, qs)
+    r = evaluate(lambda q: results[q.question], TEXTS.__getitem__, qs)
     assert (r.positives, r.negatives) == (3, 1)
     assert r.recall_at_1 == pytest.approx(1 / 3)
     assert r.recall_at_5 == pytest.approx(2 / 3)

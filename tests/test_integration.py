@@ -51,9 +51,34 @@ def test_omelette_recipe_finds_nothing(real_assistant):
 def test_seed_questions_all_in_top5_and_off_topic_abstains(real_assistant):
     questions = load_questions(ROOT / "eval" / "seeds.jsonl")
     assert sum(1 for q in questions if q.gold) >= 30
-    result = evaluate(lambda q: real_assistant.search(q, k=10), real_assistant.article_text, questions)
+    result = evaluate(lambda q: real_assistant.search(q.question, k=10), real_assistant.article_text, questions)
     assert result.recall_at_5 == 1.0, result.misses
     assert result.abstained == 1.0, result.misses
+
+
+def test_follow_up_questions_are_answered_from_the_conversation(real_assistant):
+    questions = load_questions(ROOT / "eval" / "followups.jsonl")
+    assert len(questions) >= 15 and all(q.history and q.gold for q in questions)
+
+    def run(history: bool):
+        search = lambda q: real_assistant.search(q.question, k=10, history=q.history if history else ())  # noqa: E731
+        return evaluate(search, real_assistant.article_text, questions)
+
+    with_conv, alone = run(True), run(False)
+    top5 = {name: round(r.recall_at_5 * len(questions)) for name, r in (("with", with_conv), ("alone", alone))}
+    print(
+        f"follow-ups answered in the top 5: {top5['with']}/{len(questions)} with the conversation, "
+        f"{top5['alone']}/{len(questions)} without"
+    )
+    assert top5["with"] >= 0.9 * len(questions), with_conv.misses
+    assert top5["with"] >= top5["alone"] + 10
+
+
+def test_ask_says_how_it_read_a_follow_up(real_assistant):
+    answer = real_assistant.ask("What did he accuse Ukraine of?", history=["What did Lavrov say at the UN?"])
+    assert answer.query == "What did Lavrov accuse Ukraine of?"
+    assert any("Russophobia" in h.text for h in answer.passages[:3])
+    assert answer.to_dict()["query"] == answer.query and answer.question == "What did he accuse Ukraine of?"
 
 
 def _cli(*args, **kw):
