@@ -6,11 +6,11 @@ import os
 import secrets
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
 from . import __version__
-from .app import MAX_K, build_app
+from .app import CSS, HEAD, MAX_K, build_app
 from .core import Assistant
 from .types import AssistantError
 
@@ -22,6 +22,9 @@ class SearchRequest(BaseModel):
     k: int = Field(5, ge=1, le=MAX_K, description="how many passages")
     filters: dict[str, str | list[str]] | None = Field(
         None, description="article_id, source (string or list), published_from, published_to"
+    )
+    history: list[str] = Field(
+        default_factory=list, max_length=20, description="earlier questions of the conversation, oldest first"
     )
 
 
@@ -35,34 +38,55 @@ def parse_auth(value: "str | None") -> "tuple[str, str] | None":
     return user, password
 
 
+class RequireLogin:
+    """ASGI middleware: every route (chat, Gradio API, MCP, JSON API, docs) needs HTTP Basic credentials."""
+
+    def __init__(self, app: Any, user: str, password: str) -> None:
+        """Wrap `app` so that only requests carrying USER:PASSWORD reach it."""
+        self.app = app
+        self.expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        """Pass an authorised request on; answer any other with 401 and a login challenge."""
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        given = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        if secrets.compare_digest(given.encode(), self.expected.encode()):
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        headers = [(b"content-type", b"text/plain"), (b"www-authenticate", b'Basic realm="News assistant"')]
+        await send({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": b"login required"})
+
+
 def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp: bool = True) -> Any:
-    """A FastAPI app serving the chat, the JSON API and (with `mcp`) the MCP tool, over one `Assistant`."""
+    """An ASGI app serving the chat, the JSON API and (with `mcp`) the MCP tool, over one `Assistant`."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home, ever
     import gradio as gr
 
-    def require_login(request: Request) -> None:
-        if auth is None:
-            return
-        header = request.headers.get("authorization", "")
-        try:
-            user, _, password = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            user, password = "", ""
-        if not (secrets.compare_digest(user, auth[0]) and secrets.compare_digest(password, auth[1])):
-            raise HTTPException(401, "login required", headers={"WWW-Authenticate": "Basic"})
-
     app = FastAPI(title="News assistant", version=__version__, description="Cited passages from news articles.")
 
-    @app.post("/api/search", dependencies=[Depends(require_login)])
+    @app.post("/api/search")
     def api_search(req: SearchRequest) -> dict[str, Any]:
         """The passages that answer a question, with citations: the same JSON as `assistant ask --json`."""
         try:
-            return assistant.ask(req.question, k=req.k, filters=req.filters).to_dict()
+            return assistant.ask(req.question, k=req.k, filters=req.filters, history=req.history).to_dict()
         except AssistantError as e:
             raise HTTPException(400, str(e)) from None
 
     demo = build_app(assistant)
-    return gr.mount_gradio_app(app, demo, path="", auth=auth, mcp_server=mcp, footer_links=["api"])
+    app = gr.mount_gradio_app(
+        app,
+        demo,
+        path="",
+        mcp_server=mcp,
+        footer_links=["api"],
+        css=CSS,
+        head=HEAD,
+        max_file_size=int(assistant.settings.server.upload_max_mb * 1024 * 1024),
+    )
+    return RequireLogin(app, *auth) if auth else app
 
 
 def serve(assistant: Assistant) -> None:

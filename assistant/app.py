@@ -1,14 +1,18 @@
-"""The Gradio chat: questions in, cited passages out, rendered as inert text."""
+"""The Gradio chat: cited passages, an article viewer, follow-ups, filters and uploads; all text rendered inert."""
 
 from __future__ import annotations
 
 import html
 import json
+import re
+import textwrap
+import threading
 from typing import Any
+from urllib.parse import quote, unquote
 
-from .answer import cite, split_highlight
+from .answer import split_highlight
 from .core import Assistant
-from .types import Answer
+from .types import Answer, AssistantError, Citation
 
 MAX_K = 50  # the most passages one API call returns, over HTTP, gradio_client and MCP
 EXAMPLES = [
@@ -17,58 +21,262 @@ EXAMPLES = [
     "Can Russians who oppose Putin get asylum in Germany?",
     "What did the child shout as her father was taken away?",
 ]
+VIEWER_HINT = "<p class='hint'>Click a citation to read the whole article here, with the passage marked.</p>"
+_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+
+# The chat's HTML is sanitised, so citations are plain links (#cite:START:END:ID) and this listener turns a
+# click on one into a call of the hidden "open" button instead of a navigation.
+HEAD = """<script>
+document.addEventListener("click", (event) => {
+  const link = event.target.closest && event.target.closest('a[href^="#cite:"]');
+  if (!link) return;
+  event.preventDefault();
+  event.stopPropagation();
+  window.newsCiteRef = decodeURIComponent(link.getAttribute("href").slice(1));
+  document.querySelector("#cite-open")?.click();
+}, true);
+</script>"""
+CITE_REF_JS = "(ref) => window.newsCiteRef || ref"
+SCROLL_TO_PASSAGE_JS = """() => {
+  const view = document.querySelector("#article-view .article-body");
+  const mark = document.querySelector("#cited-passage");
+  if (view && mark) view.scrollTop = Math.max(0, mark.offsetTop - view.offsetTop - 40);
+}"""
+SCROLL_TO_QUESTION_JS = """() => {
+  const users = document.querySelectorAll("#chat .user-row");
+  const last = users[users.length - 1];
+  let box = last && last.parentElement;
+  while (box && !(box.scrollHeight > box.clientHeight && getComputedStyle(box).overflowY !== "visible")) {
+    box = box.parentElement;
+  }
+  if (box) box.scrollTop += last.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
+}"""
+CSS = """
+#chat blockquote { border-left: 3px solid var(--color-accent); margin: 0 0 1.1em 0; padding: 0.2em 0 0.2em 0.8em; }
+#chat small, #article-view small { color: var(--body-text-color-subdued); }
+#chat a[href^="#cite:"] { cursor: pointer; }
+#chat mark { background: #fde68a; color: inherit; padding: 0 1px; }
+#article-view .article-body { white-space: pre-wrap; max-height: 62vh; overflow-y: auto; padding-right: 0.5em; }
+#article-view #cited-passage { background: #fde68a; box-decoration-break: clone; -webkit-box-decoration-break: clone; }
+"""
 
 
-def render_html(answer: Answer) -> str:
-    """An answer as HTML: every piece of article text escaped, the best sentence in <mark>."""
+def cite_ref(c: Citation) -> str:
+    """The link target of a citation in the chat: '#cite:START:END:ARTICLE_ID'."""
+    return f"#cite:{c.char_start}:{c.char_end}:{quote(c.article_id, safe='')}"
+
+
+def parse_cite_ref(ref: str) -> tuple[str, int, int]:
+    """The article id and passage span a citation link stands for."""
+    try:
+        _, start, end, article_id = ref.lstrip("#").split(":", 3)
+        return unquote(article_id), int(start), int(end)
+    except ValueError:
+        raise AssistantError(f"not a citation reference: {ref!r}") from None
+
+
+def where_in(text: str, start: int, end: int) -> str:
+    """Where a span sits in an article, in words: 'paragraphs 3-4 of 12'."""
+    paragraphs = [m.start() for m in re.finditer(r"(?:^|\n\s*\n)\s*\S", text)] or [0]
+    first = sum(1 for p in paragraphs if p <= start)
+    last = sum(1 for p in paragraphs if p < end)
+    n = len(paragraphs)
+    return f"paragraph {first} of {n}" if last <= first else f"paragraphs {first}-{last} of {n}"
+
+
+def _cite_line(label: str, c: Citation, where: str) -> str:
+    parts = [c.title, c.source, c.article_id, where]
+    return f"<a href='{html.escape(cite_ref(c))}'>[{label}] {html.escape(' · '.join(p for p in parts if p))}</a>"
+
+
+def render_html(answer: Answer, text_of: Any = None) -> str:
+    """An answer as HTML: every piece of article text escaped, the best sentence in <mark>, citations as links."""
+    understood = f"<p><small>Understood as: {html.escape(answer.query)}</small></p>" if answer.query else ""
     if not answer.found:
-        return f"<p class='nothing-found'>{html.escape(answer.message)}</p>"
-    parts = []
+        return f"{understood}<p>{html.escape(answer.message)}</p>"
+
+    def where(c: Citation) -> str:
+        return where_in(text_of(c.article_id), c.char_start, c.char_end) if text_of else ""
+
+    parts = [understood]
     for n, hit in enumerate(answer.passages, 1):
         before, sentence, after = (html.escape(x) for x in split_highlight(hit))
         body = f"{before}<mark>{sentence}</mark>{after}" if sentence else before
         body = body.replace("\n\n", "<br><br>")
-        cites = "".join(
-            f"<li><span class='cite'>[{n}{'' if i == 0 else chr(96 + i)}]</span> {html.escape(cite(c))}</li>"
-            for i, c in enumerate(hit.citations)
+        first, *others = hit.citations
+        also = "".join(
+            f"<br><small>Also in {_cite_line(f'{n}{chr(97 + i)}', c, where(c))}</small>" for i, c in enumerate(others)
         )
-        also = " (also in the other articles listed)" if len(hit.citations) > 1 else ""
         parts.append(
-            f"<div class='passage'><p>{body}</p><ul class='citations'>{cites}</ul>"
-            f"<small class='score'>score {hit.score:.2f}{also}</small></div>"
+            f"<blockquote><p>{body}</p><p><small>{_cite_line(str(n), first, where(first))} · "
+            f"score {hit.score:.2f}</small>{also}</p></blockquote>"
         )
     return "".join(parts)
+
+
+def render_article(title: str, meta: list[str], text: str, start: int, end: int) -> str:
+    """A whole article as inert HTML with the cited span wrapped in <mark id='cited-passage'>."""
+    start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
+    body = (
+        f"{html.escape(text[:start])}<mark id='cited-passage'>{html.escape(text[start:end])}</mark>"
+        f"{html.escape(text[end:])}"
+    )
+    line = " · ".join(html.escape(m) for m in meta if m)
+    return f"<h3>{html.escape(title)}</h3><p><small>{line}</small></p><div class='article-body'>{body}</div>"
+
+
+def build_filters(
+    article_ids: list[str] | None, sources: list[str] | None, date_from: str, date_to: str
+) -> dict[str, Any] | None:
+    """The chat's filter controls as the plain-dict filters of `Assistant.ask`; a bad date raises its name."""
+    filters: dict[str, Any] = {}
+    if article_ids:
+        filters["article_id"] = list(article_ids)
+    if sources:
+        filters["source"] = list(sources)
+    for key, label, value in (
+        ("published_from", "Published from", date_from),
+        ("published_to", "Published to", date_to),
+    ):
+        value = (value or "").strip()
+        if value and not _DATE.match(value):
+            raise AssistantError(f"{label}: '{value}' is not a date; use YYYY-MM-DD (or YYYY-MM, YYYY)")
+        if value:
+            filters[key] = value
+    return filters or None
 
 
 def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported lazily
     """The chat UI plus a `search` API endpoint (also the MCP tool) over one `Assistant`."""
     import gradio as gr
 
-    def respond(message: str, history: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    from .uploads import add_uploads
+
+    writing = threading.Lock()  # one upload indexed at a time; searches go on meanwhile
+
+    def filter_choices() -> tuple[Any, Any, Any, Any]:
+        arts = assistant.articles()
+        sources = sorted({a.get("source") or "" for a in arts} - {""})
+        dated = any(a.get("published") for a in arts)
+        return (
+            gr.update(
+                choices=[(f"{textwrap.shorten(a['title'], 70, placeholder='…')} ({a['id']})", a["id"]) for a in arts]
+            ),
+            gr.update(choices=sources, visible=bool(sources)),
+            gr.update(visible=dated),
+            gr.update(visible=dated),
+        )
+
+    def respond(
+        message: str,
+        chat: list[dict[str, Any]],
+        asked: list[str],
+        article_ids: list[str],
+        sources: list[str],
+        date_from: str,
+        date_to: str,
+    ) -> tuple[str, list[dict[str, Any]], list[str]]:
         question = (message or "").strip()
         if not question:
-            return "", history
-        reply = render_html(assistant.ask(question, k=5))
-        return "", [*history, {"role": "user", "content": question}, {"role": "assistant", "content": reply}]
+            return "", chat, asked
+        try:
+            filters = build_filters(article_ids, sources, date_from, date_to)
+            answer = assistant.ask(question, k=5, filters=filters, history=asked[-4:])
+            reply = render_html(answer, assistant.article_text)
+        except AssistantError as e:
+            reply = f"<p>{html.escape(str(e))}</p>"
+        turn = [{"role": "user", "content": html.escape(question)}, {"role": "assistant", "content": reply}]
+        return "", [*chat, *turn], [*asked, question]
 
-    def search(question: str, k: int = 5) -> str:
+    def open_article(ref: str) -> str:
+        try:
+            article_id, start, end = parse_cite_ref(ref)
+            meta = next((a for a in assistant.articles() if a["id"] == article_id), None)
+            if meta is None:
+                raise AssistantError(f"article '{article_id}' is no longer in the index")
+            text = assistant.article_text(article_id)
+        except AssistantError as e:
+            return f"<p>{html.escape(str(e))}</p>"
+        info = [meta.get("source", ""), meta.get("published", ""), meta.get("path") or article_id]
+        info.append(where_in(text, start, end))
+        return render_article(meta["title"], info, text, start, end)
+
+    def upload(files: list[str] | None) -> tuple[Any, ...]:
+        if not files:
+            return (gr.update(), *filter_choices(), None)
+        with writing:
+            result = add_uploads(assistant, files, assistant.settings.server.upload_max_mb)
+        return (html.escape(result.message()).replace("\n", "<br>"), *filter_choices(), None)
+
+    def search(question: str, k: int = 5, history: list[str] | None = None) -> str:
         """Find the passages of the indexed news articles that answer a question, each with its citation.
 
-        Returns the JSON of `assistant ask --json`: question, found, passages with rank, text, score and
-        citations (article_id, title, source, path, char_start, char_end).
+        Returns the JSON of `assistant ask --json`: question, query (the question as searched, made standalone
+        from `history`), found, passages with rank, text, score and citations (article_id, title, source, path,
+        char_start, char_end).
 
         Args:
             question: the question, in plain English
             k: how many passages to return (1-50)
+            history: earlier questions of the conversation, oldest first, for follow-ups like "What did he say?"
         """
         # JSON text rather than a dict: gradio_client would take the citations' "path" for files to fetch.
-        return json.dumps(assistant.ask(question, k=max(1, min(int(k), MAX_K))).to_dict(), ensure_ascii=False)
+        answer = assistant.ask(question, k=max(1, min(int(k), MAX_K)), history=list(history or []))
+        return json.dumps(answer.to_dict(), ensure_ascii=False)
 
     with gr.Blocks(title="News assistant") as demo:
-        gr.Markdown("### News assistant\nAsk about the indexed articles; every answer is a cited passage.")
-        chat = gr.Chatbot(label="Answers", height=560, sanitize_html=True, render_markdown=False)
-        box = gr.Textbox(placeholder="Ask a question about the articles…", show_label=False, submit_btn=True)
-        gr.Examples(EXAMPLES, inputs=box)
-        box.submit(respond, [box, chat], [box, chat], api_visibility="private")
-        gr.api(search, api_name="search")
+        asked = gr.State([])
+        gr.Markdown("### News assistant\nAsk about the indexed articles; every answer is a passage with its citation.")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                chat = gr.Chatbot(
+                    label="Answers",
+                    height=560,
+                    sanitize_html=True,
+                    render_markdown=False,
+                    autoscroll=False,
+                    elem_id="chat",
+                    feedback_options=None,
+                )
+                box = gr.Textbox(
+                    placeholder="Ask a question about the articles… (follow-ups like 'What did he say?' work)",
+                    show_label=False,
+                    submit_btn=True,
+                    elem_id="question",
+                )
+                gr.Examples(EXAMPLES, inputs=box)
+                new_chat = gr.Button("New conversation", size="sm", variant="secondary")
+                with gr.Accordion("Filters", open=False):
+                    article_pick = gr.Dropdown(
+                        label="Only these articles", multiselect=True, choices=[], elem_id="filter-articles"
+                    )
+                    source_pick = gr.Dropdown(label="Only these sources", multiselect=True, choices=[], visible=False)
+                    with gr.Row():
+                        date_from = gr.Textbox(label="Published from", placeholder="YYYY-MM-DD", visible=False)
+                        date_to = gr.Textbox(label="Published to", placeholder="YYYY-MM-DD", visible=False)
+                with gr.Accordion("Add articles", open=False):
+                    limit = assistant.settings.server.upload_max_mb
+                    files = gr.File(
+                        label=f"Upload .txt .md .html .jsonl (up to {limit:g} MB each); indexed at once",
+                        file_count="multiple",
+                        file_types=[".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".json"],
+                        elem_id="upload",
+                    )
+                    upload_status = gr.HTML("", elem_id="upload-status")
+            with gr.Column(scale=2):
+                viewer = gr.HTML(VIEWER_HINT, elem_id="article-view", label="Article")
+        cite_target = gr.Textbox(visible="hidden", elem_id="cite-target")
+        cite_open = gr.Button("open", visible="hidden", elem_id="cite-open")
+
+        choices = [article_pick, source_pick, date_from, date_to]
+        inputs = [box, chat, asked, *choices]
+        box.submit(respond, inputs, [box, chat, asked], api_visibility="private").then(None, js=SCROLL_TO_QUESTION_JS)
+        cite_open.click(open_article, cite_target, viewer, js=CITE_REF_JS, api_visibility="private").then(
+            None, js=SCROLL_TO_PASSAGE_JS
+        )
+        new_chat.click(lambda: ([], [], VIEWER_HINT), None, [chat, asked, viewer], api_visibility="private")
+        chat.clear(lambda: [], None, asked, api_visibility="private")
+        files.upload(upload, files, [upload_status, *choices, files], api_visibility="private")
+        demo.load(filter_choices, None, choices, api_visibility="private")
+        gr.api(search, api_name="search", queue=False)  # unqueued: MCP calls it in-process, login or not
     return demo

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -60,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", parents=[common], help="start the web chat, the JSON API and the MCP tool")
     s.add_argument("--host", help="address to bind (server.host, default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, help="port (server.port, default 7860)")
-    s.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (server.auth; ASSISTANT_SERVER_AUTH)")
+    s.add_argument(
+        "--auth", metavar="USER:PASSWORD", help="HTTP Basic login on every route (server.auth; ASSISTANT_SERVER_AUTH)"
+    )
     s.add_argument(
         "--seeds",
         default="seeds",
@@ -135,6 +138,13 @@ def run(args: argparse.Namespace) -> int:
         settings = settings.replace("server", **{k: v for k, v in given.items() if v is not None})
         a = Assistant(settings)
         if not a.store.exists():
+            if not Path(args.seeds).exists():
+                print(
+                    f"error: no index in {a.store.dir}/ and no {args.seeds}/ to build one from; "
+                    "run `assistant index PATH` first, or pass --seeds PATH",
+                    file=sys.stderr,
+                )
+                return EXIT_ERROR
             print(f"No index in {a.store.dir}/ yet: indexing {args.seeds} first…", file=sys.stderr, flush=True)
             print(f"Indexed {a.add([args.seeds], progress=True).summary()}", file=sys.stderr)
         a.ask("warm up")  # load the index and the model before the first visitor

@@ -65,6 +65,7 @@ class ServerSettings:
     port: int = 7860
     auth: str = ""
     mcp: bool = True
+    upload_max_mb: float = 10.0
 
 
 @dataclass(frozen=True)

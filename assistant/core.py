@@ -64,9 +64,11 @@ class Assistant:
         return self._snapshot
 
     def reload(self) -> None:
-        """Drop the loaded index so that the next call reads the current generation."""
-        if self._snapshot is not None:
-            self._snapshot.close()
+        """Drop the loaded index so that the next call reads the current generation.
+
+        The old snapshot is not closed here: a search running in another thread (the web chat) may still
+        be reading it; it closes when the last reference goes.
+        """
         self._snapshot = None
 
     def add(

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,3 +59,35 @@ def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def real_assistant(real_index: Path) -> Assistant:
     """The real-model assistant over the seeds index."""
     return Assistant.load(index_dir=real_index)
+
+
+@contextlib.contextmanager
+def running_server(index_dir: Path, *args: str) -> Iterator[str]:
+    """A real `assistant serve` on a free loopback port, over `index_dir`; yields its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "assistant", "serve", "--index-dir", str(index_dir), "--port", str(port), *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url + "/openapi.json", timeout=2)
+                break
+            except urllib.error.HTTPError:  # answering, behind a login
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"server exited: {proc.stdout.read()}")
+                if time.time() > deadline:
+                    pytest.fail("server did not start in 180 s")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -1,5 +1,9 @@
+from pathlib import Path
+
+import pytest
+
 from assistant.app import render_html
-from assistant.types import Answer, Citation, Hit
+from assistant.types import Answer, AssistantError, Citation, Hit
 
 
 def test_article_text_is_rendered_inert_with_the_sentence_marked():
@@ -14,3 +18,68 @@ def test_article_text_is_rendered_inert_with_the_sentence_marked():
 def test_nothing_found_is_plain():
     html = render_html(Answer("q", False, (), "Nothing in the indexed articles answers this question."))
     assert "Nothing in the indexed articles" in html and "passage" not in html
+
+
+def test_citation_links_round_trip_and_bad_ones_are_named():
+    from assistant.app import cite_ref, parse_cite_ref
+
+    c = Citation("sub dir/a:b#1.txt", "T", "", "", 10, 42)
+    assert parse_cite_ref(cite_ref(c)) == ("sub dir/a:b#1.txt", 10, 42)
+    with pytest.raises(AssistantError, match="not a citation"):
+        parse_cite_ref("#cite:x")
+
+
+def test_where_in_counts_paragraphs():
+    from assistant.app import where_in
+
+    text = "One.\n\nTwo.\n\nThree."
+    assert where_in(text, 0, 4) == "paragraph 1 of 3"
+    assert where_in(text, text.index("Two"), len(text)) == "paragraphs 2-3 of 3"
+
+
+def test_article_view_is_escaped_with_the_passage_marked():
+    from assistant.app import render_article
+
+    text = "<b>x</b> before. The <script>bad()</script> passage. after"
+    s = text.index("The")
+    e = text.index(" after")
+    out = render_article("<i>T</i>", ["src", "", "a.txt"], text, s, e)
+    assert "<script>" not in out and "<b>" not in out and "<i>" not in out
+    assert "<mark id='cited-passage'>The &lt;script&gt;bad()&lt;/script&gt; passage.</mark>" in out
+
+
+def test_filters_from_the_ui_and_bad_dates_named():
+    from assistant.app import build_filters
+
+    assert build_filters([], [], "", "") is None
+    f = build_filters(["a.txt"], ["Reuters"], "2022-09-01", " 2022 ")
+    assert f == {"article_id": ["a.txt"], "source": ["Reuters"], "published_from": "2022-09-01", "published_to": "2022"}
+    with pytest.raises(AssistantError, match="Published to: '21/09/2022' is not a date"):
+        build_filters(None, None, "", "21/09/2022")
+
+
+def test_uploads_checked_kept_and_indexed(fake_assistant, tmp_path):
+    from assistant.uploads import add_uploads
+
+    good = tmp_path / "ferry.txt"
+    good.write_text("Ferry vote\n\nThe harbour council voted for an electric ferry on Tuesday.")
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(b"%PDF-1.4")
+    big = tmp_path / "big.md"
+    big.write_text("Big\n\n" + "word " * 300_000)
+    binary = tmp_path / "blob.txt"
+    binary.write_bytes(bytes(range(256)) * 8)
+    result = add_uploads(fake_assistant, [good, pdf, big, binary], max_mb=1)
+    assert result.accepted == ["ferry.txt"]
+    reasons = {p.path: p.reason for p in result.refused}
+    assert "not accepted" in reasons["report.pdf"] and "upload limit" in reasons["big.md"]
+    assert "binary" in reasons["blob.txt"]
+    assert "ferry.txt" in {a["id"] for a in fake_assistant.articles()}
+    assert (Path(fake_assistant.settings.index.dir) / "uploads" / "ferry.txt").exists()
+    assert not (Path(fake_assistant.settings.index.dir) / "uploads" / "blob.txt").exists()
+    hits = fake_assistant.search("harbour council electric ferry", k=3)
+    assert hits and hits[0].citations[0].article_id == "ferry.txt"
+    msg = result.message()
+    assert "Indexed ferry.txt" in msg and "Refused report.pdf" in msg and "Refused big.md" in msg
+    again = add_uploads(fake_assistant, [good], max_mb=1)  # the same file again embeds nothing
+    assert again.report.embedded == 0 and again.report.unchanged >= 1

@@ -1,57 +1,28 @@
 """The web faces against a real running server: HTTP JSON API, gradio_client and the MCP tool."""
 
 import asyncio
+import base64
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, running_server
 
 pytestmark = pytest.mark.integration
 QUESTION = "What did Lavrov accuse Ukraine of?"
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(real_index, tmp_path_factory):
     index = tmp_path_factory.mktemp("served") / "index"
     shutil.copytree(real_index, index)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "assistant", "serve", "--index-dir", str(index), "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/openapi.json", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited: {proc.stdout.read()}")
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("server did not start in 120 s")
-    yield url, index
-    proc.terminate()
-    proc.wait(timeout=30)
+    with running_server(index) as url:
+        yield url, index
 
 
 def _cli_json(index):
@@ -65,9 +36,11 @@ def _cli_json(index):
     return json.loads(out.stdout)
 
 
-def _post(url, body):
+def _post(url, body, headers=None):
     req = urllib.request.Request(
-        url + "/api/search", data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+        url + "/api/search",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json", **(headers or {})},
     )
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.loads(r.read())
@@ -92,21 +65,26 @@ def test_gradio_client_search_endpoint(server):
     assert json.loads(result) == _cli_json(index)
 
 
-def test_mcp_tool_lists_and_answers(server):
+def _mcp_call(url, headers=None):
+    import httpx
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
-    url, index = server
-
     async def call():
-        async with streamable_http_client(url + "/gradio_api/mcp/") as (read, write, _):
+        client = httpx.AsyncClient(headers=headers or {}, timeout=60)
+        async with client, streamable_http_client(url + "/gradio_api/mcp/", http_client=client) as (read, write, _):
             async with ClientSession(read, write) as session:
                 await session.initialize()
                 tools = (await session.list_tools()).tools
                 res = await session.call_tool("search", {"question": QUESTION, "k": 3})
                 return tools, res
 
-    tools, res = asyncio.run(call())
+    return asyncio.run(call())
+
+
+def test_mcp_tool_lists_and_answers(server):
+    url, index = server
+    tools, res = _mcp_call(url)
     assert [t.name for t in tools] == ["search"] and "question" in json.dumps(tools[0].inputSchema)
     assert json.loads(res.content[0].text) == _cli_json(index)
 
@@ -116,3 +94,48 @@ def test_chat_page_is_served_on_loopback(server):
     assert url.startswith("http://127.0.0.1:")
     html = urllib.request.urlopen(url + "/").read().decode()
     assert "<title>News assistant</title>" in html or "News assistant" in html
+
+
+def test_follow_up_over_http_matches_cli(server):
+    url, index = server
+    body = {"question": "What did he accuse Ukraine of?", "k": 3, "history": ["What did Lavrov say at the UN?"]}
+    data = _post(url, body)
+    assert data["query"] == "What did Lavrov accuse Ukraine of?"
+    out = subprocess.run(
+        [sys.executable, "-m", "assistant", "ask", body["question"], "--after", body["history"][0], "--k", "3"]
+        + ["--json", "--index-dir", str(index)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert json.loads(out.stdout) == data
+
+
+def test_login_guards_every_route(real_index, tmp_path):
+    index = tmp_path / "index"
+    shutil.copytree(real_index, index)
+    login = {"authorization": "Basic " + base64.b64encode(b"editor:s3cret").decode()}
+    with running_server(index, "--auth", "editor:s3cret") as url:
+        for path in ("/", "/config", "/gradio_api/info", "/openapi.json", "/docs", "/gradio_api/mcp/"):
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(url + path, timeout=30)
+            assert e.value.code == 401, path
+        with pytest.raises(urllib.error.HTTPError) as e:
+            _post(url, {"question": QUESTION})
+        assert e.value.code == 401
+        with pytest.raises(Exception):  # noqa: B017 - the MCP client wraps the 401 in its own error types
+            _mcp_call(url)
+        with pytest.raises(urllib.error.HTTPError) as e:  # a wrong password is no better
+            _post(url, {"question": QUESTION}, {"authorization": "Basic " + base64.b64encode(b"editor:x").decode()})
+        assert e.value.code == 401
+
+        assert _post(url, {"question": QUESTION, "k": 3}, login)["found"] is True
+        page = urllib.request.urlopen(urllib.request.Request(url + "/", headers=login), timeout=30).read().decode()
+        assert "News assistant" in page
+        tools, res = _mcp_call(url, login)
+        assert [t.name for t in tools] == ["search"] and json.loads(res.content[0].text)["found"] is True
+        from gradio_client import Client
+
+        answer = Client(url + "/", headers=login, verbose=False).predict(question=QUESTION, k=3, api_name="/search")
+        assert json.loads(answer)["found"] is True

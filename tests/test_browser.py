@@ -1,0 +1,133 @@
+"""The chat in a real browser: Debian's chromium driven by Playwright, against a real `assistant serve`."""
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, running_server
+
+pytestmark = pytest.mark.integration
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+OUTPUT = ROOT / "test-output"
+CITE = "#chat a[href^='#cite:']"
+EVIL = """Harbour council backs electric ferry <script>window.__pwned = 1</script>
+
+The harbour council of Port Ellery voted on Tuesday to pay for a new electric ferry
+<img src=x onerror="window.__pwned = 2">, the mayor said.
+
+Residents can read the plan at <a href="javascript:window.__pwned = 3">the council site</a> before the vote.
+
+<script>alert("pwned")</script> The electric ferry will carry 300 passengers and start sailing in 2027.
+"""
+
+
+@pytest.fixture(scope="module")
+def page(real_index, tmp_path_factory):
+    if CHROMIUM is None:
+        pytest.skip("no chromium: install the Debian package `chromium` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    index = tmp_path_factory.mktemp("browser") / "index"
+    shutil.copytree(real_index, index)
+    OUTPUT.mkdir(exist_ok=True)
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+    with running_server(index) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.dialogs = []
+        page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+        page.goto(url + "/")
+        page.wait_for_selector("#question textarea", timeout=60_000)
+        yield page
+        browser.close()
+
+
+def _ask(page, question):
+    before = page.locator("#chat .bot").count()
+    page.locator("#question textarea").fill(question)
+    page.locator("#question textarea").press("Enter")
+    page.wait_for_function(f"document.querySelectorAll('#chat .bot').length > {before}", timeout=60_000, polling=200)
+    time.sleep(0.5)  # let the reply finish rendering
+    return page.locator("#chat .bot").last
+
+
+def _shot(page, name):
+    path = OUTPUT / f"browser-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+def test_example_question_citation_and_article_view(page, real_assistant):
+    page.get_by_text("What did Zelensky say to Russians?").first.click()  # an example, offered on first load
+    page.locator("#question textarea").press("Enter")
+    page.wait_for_selector(CITE, timeout=60_000)
+    reply = page.locator("#chat .bot").last
+    expected = real_assistant.ask("What did Zelensky say to Russians?", k=5)
+    links = reply.locator("a[href^='#cite:']")
+    assert links.count() >= len(expected.passages)
+    assert "[1] " + expected.passages[0].citations[0].title[:40] in links.first.inner_text()
+    assert reply.locator("mark").count() >= 1 and "score" in reply.inner_text()
+
+    quote = next(i for i, h in enumerate(expected.passages) if "You are already" in h.text)
+    hit = expected.passages[quote]
+    reply.locator(f"a[href^='#cite:{hit.citations[0].char_start}:']").first.click()
+    mark = page.locator("#article-view #cited-passage")
+    mark.wait_for(timeout=30_000)
+    assert mark.inner_text().strip() == hit.text.strip()
+    assert page.url.rstrip("/").endswith(page.url.split("/")[2])  # still on the chat page
+    body = page.locator("#article-view .article-body").bounding_box()
+    box = mark.bounding_box()
+    assert body["y"] <= box["y"] < body["y"] + body["height"], "the passage is scrolled into view"
+    assert _shot(page, "article-view").stat().st_size > 10_000
+
+
+def test_follow_up_uses_the_conversation(page):
+    page.get_by_role("button", name="New conversation").click()
+    page.wait_for_function("document.querySelectorAll('#chat .bot').length === 0", timeout=30_000, polling=200)
+    _ask(page, "What did Lavrov say at the UN?")
+    reply = _ask(page, "What did he accuse Ukraine of?")
+    text = reply.inner_text()
+    assert "Understood as: What did Lavrov accuse Ukraine of?" in text
+    assert "Russophobia" in text
+
+
+def test_uploaded_hostile_article_is_indexed_and_stays_inert(page, tmp_path):
+    evil = tmp_path / "evil-ferry.txt"
+    evil.write_text(EVIL, encoding="utf-8")
+    page.get_by_text("Add articles").click()
+    page.locator("#upload input[type=file]").set_input_files(str(evil))
+    page.wait_for_function(
+        "document.querySelector('#upload-status')?.innerText.includes('Indexed')", timeout=120_000, polling=500
+    )
+    assert "evil-ferry.txt" in page.locator("#upload-status").inner_text()
+
+    reply = _ask(page, "How many passengers will the electric ferry carry?")
+    assert "300 passengers" in reply.inner_text()
+    assert "<script>" in reply.inner_text() or "<img src=x" in reply.inner_text()  # shown as text
+    reply.locator("a[href*='evil-ferry.txt']").first.click()
+    page.locator("#article-view #cited-passage").wait_for(timeout=30_000)
+    view = page.locator("#article-view").inner_text()
+    assert "<script>window.__pwned = 1</script>" in view and 'href="javascript:' in view
+    _shot(page, "hostile-article")
+
+    assert page.evaluate("window.__pwned") is None and page.dialogs == []
+    for selector in ("#chat script", "#article-view script", "img[src='x']", "a[href^='javascript:']", "[onerror]"):
+        assert page.locator(selector).count() == 0, selector
+
+
+def test_article_filter_restricts_the_answer(page):
+    page.get_by_text("Filters").click()
+    picker = page.locator("#filter-articles input")
+    picker.click()
+    picker.fill("evil-ferry")
+    page.locator("[data-testid=dropdown-option]", has_text="evil-ferry.txt").first.click()
+    page.keyboard.press("Escape")
+    reply = _ask(page, "What did Zelensky say to Russians?")
+    cited = reply.locator("a[href^='#cite:']")
+    hrefs = [cited.nth(i).get_attribute("href") for i in range(cited.count())]
+    assert all(h.endswith("evil-ferry.txt") for h in hrefs), hrefs  # only the chosen article, or nothing
+    _shot(page, "filtered")
+    assert Path(OUTPUT).is_dir()
