@@ -12,6 +12,7 @@ from urllib.parse import quote, unquote
 
 from .answer import split_highlight
 from .core import Assistant
+from .documents import SUPPORTED
 from .types import Answer, AssistantError, Citation
 
 MAX_K = 50  # the most passages one API call returns, over HTTP, gradio_client and MCP
@@ -191,9 +192,7 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
     def open_article(ref: str) -> str:
         try:
             article_id, start, end = parse_cite_ref(ref)
-            meta = next((a for a in assistant.articles() if a["id"] == article_id), None)
-            if meta is None:
-                raise AssistantError(f"article '{article_id}' is no longer in the index")
+            meta = assistant.article(article_id)
             text = assistant.article_text(article_id)
         except AssistantError as e:
             return f"<p>{html.escape(str(e))}</p>"
@@ -259,7 +258,7 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
                     files = gr.File(
                         label=f"Upload .txt .md .html .jsonl (up to {limit:g} MB each); indexed at once",
                         file_count="multiple",
-                        file_types=[".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".json"],
+                        file_types=sorted(SUPPORTED),
                         elem_id="upload",
                     )
                     upload_status = gr.HTML("", elem_id="upload-status")

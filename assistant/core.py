@@ -103,8 +103,7 @@ class Assistant:
         history: Sequence[str] = (),
     ) -> list[Hit]:
         """The k passages that best answer the question, read in the light of earlier `history` questions."""
-        query = contextualize(question, history)
-        return search(self.snapshot, self.embedder, self.settings.retrieval, query, k, filters)
+        return self._retrieve(question, k, filters, history)[1]
 
     def ask(
         self,
@@ -114,14 +113,26 @@ class Assistant:
         history: Sequence[str] = (),
     ) -> Answer:
         """An answer: the passages with citations, or 'nothing found'; `history` = earlier questions, oldest first."""
-        query = contextualize(question, history)
-        hits = search(self.snapshot, self.embedder, self.settings.retrieval, query, k, filters)
+        query, hits = self._retrieve(question, k, filters, history)
         return build_answer(question, hits, query)
+
+    def _retrieve(
+        self, question: str, k: int, filters: Mapping[str, Any] | None, history: Sequence[str]
+    ) -> tuple[str, list[Hit]]:
+        query = contextualize(question, history)
+        return query, search(self.snapshot, self.embedder, self.settings.retrieval, query, k, filters)
 
     def articles(self) -> list[dict[str, str]]:
         """Every indexed article's id and metadata."""
         snap = self.snapshot
         return [{"id": a, **snap.articles[a]} for a in snap.article_ids]
+
+    def article(self, article_id: str) -> dict[str, str]:
+        """One indexed article's id and metadata (title, source, path, url, published)."""
+        meta = self.snapshot.articles.get(article_id)
+        if meta is None:
+            raise AssistantError(f"no article with id '{article_id}' in {self.store.dir}/")
+        return {"id": article_id, **meta}
 
     def article_text(self, article_id: str) -> str:
         """The cleaned text of an article, which citation spans point into."""
