@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from . import __version__
 from .app import CSS, HEAD, MAX_K, build_app
 from .core import Assistant
+from .documents import MB
 from .types import AssistantError
 
 
@@ -84,7 +85,7 @@ def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp
         footer_links=["api"],
         css=CSS,
         head=HEAD,
-        max_file_size=int(assistant.settings.server.upload_max_mb * 1024 * 1024),
+        max_file_size=int(assistant.settings.server.upload_max_mb * MB),  # Gradio refuses bigger files first
     )
     return RequireLogin(app, *auth) if auth else app
 

@@ -7,6 +7,7 @@ import json
 import re
 import textwrap
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -90,7 +91,7 @@ def _cite_line(label: str, c: Citation, where: str) -> str:
     return f"<a href='{html.escape(cite_ref(c))}'>[{label}] {html.escape(' · '.join(p for p in parts if p))}</a>"
 
 
-def render_html(answer: Answer, text_of: Any = None) -> str:
+def render_html(answer: Answer, text_of: Callable[[str], str] | None = None) -> str:
     """An answer as HTML: every piece of article text escaped, the best sentence in <mark>, citations as links."""
     understood = f"<p><small>Understood as: {html.escape(answer.query)}</small></p>" if answer.query else ""
     if not answer.found:

@@ -18,6 +18,7 @@ MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 JSON_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 SUPPORTED = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES
+MB = 1_000_000  # the megabyte of every size limit (ingest.max_file_mb, server.upload_max_mb)
 MAX_TITLE_CHARS = 200
 OPTIONAL_FIELDS = ("url", "source", "published")
 
@@ -156,7 +157,7 @@ def read_file(path: Path, article_id: str, max_bytes: int, loaded: Loaded) -> No
         if size == 0:
             raise SkipFile("empty file")
         if size > max_bytes:
-            raise SkipFile(f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit (ingest.max_file_mb)")
+            raise SkipFile(f"file is {size / MB:.1f} MB, over the {max_bytes / MB:.0f} MB limit (ingest.max_file_mb)")
         raw = path.read_bytes()
         text, encoding = decode_bytes(raw)
         if encoding not in ("utf-8", "utf-16"):
@@ -228,7 +229,7 @@ def _walk(root: Path) -> Iterator[Path]:
 def load_paths(paths: Iterable[str | Path], max_file_mb: float = 50.0) -> Loaded:
     """Read files and folders into articles. Ids are paths relative to the folder given."""
     loaded = Loaded()
-    max_bytes = int(max_file_mb * 1_000_000)
+    max_bytes = int(max_file_mb * MB)
     ids: set[str] = set()
     for given in paths:
         root = Path(given)

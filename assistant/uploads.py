@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core import Assistant
-from .documents import SUPPORTED, Problem, load_paths
+from .documents import MB, SUPPORTED, Problem, load_paths
 from .indexer import IndexReport
 
 UPLOAD_FOLDER = "uploads"
@@ -49,8 +49,8 @@ def add_uploads(assistant: Assistant, files: Sequence[str | Path], max_mb: float
             result.refused.append(Problem(name, f"type '{path.suffix or name}' is not accepted; use {kinds}"))
             continue
         size = path.stat().st_size
-        if size > max_mb * 1024 * 1024:
-            result.refused.append(Problem(name, f"{size / 1048576:.1f} MB is over the {max_mb:g} MB upload limit"))
+        if size > max_mb * MB:
+            result.refused.append(Problem(name, f"{size / MB:.1f} MB is over the {max_mb:g} MB upload limit"))
             continue
         readable = load_paths([path], max_mb)
         if not readable.articles:  # nothing to index: say why, and keep it out of the uploads folder
