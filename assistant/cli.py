@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .config import Settings
     from .core import Assistant
     from .evaluate import Question
 
@@ -75,9 +76,28 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("remove", parents=[common], help="delete articles from the index by id")
     s.add_argument("ids", nargs="+", metavar="ID", help="article ids, as shown in citations")
 
-    s = sub.add_parser("eval", parents=[common], help="Recall@1, Recall@5 and MRR@10 on a question file")
-    s.add_argument("file", help='JSONL: {"question": ..., "gold": [[article_id, phrase], ...]}; empty gold = off-topic')
+    s = sub.add_parser(
+        "eval",
+        parents=[common],
+        help="measure retrieval: a question file (Recall@1/5, MRR@10) or a BEIR folder (nDCG@10, Recall@100)",
+        description="A question file is asked of the index. A BEIR folder (corpus.jsonl, queries.jsonl, qrels/) is "
+        "indexed first into --index-dir (default index-<folder name>/; later runs reuse it), then its queries are "
+        "ranked at document level, a document scoring by its best passage, with the relevance floor off.",
+    )
+    s.add_argument(
+        "path",
+        metavar="PATH",
+        help='JSONL question file {"question": ..., "gold": [[article_id, phrase], ...]} (empty gold = off-topic), '
+        "or a BEIR dataset folder",
+    )
+    s.add_argument(
+        "--retriever",
+        choices=["hybrid", "dense", "bm25"],
+        help="rank with both retrievers fused (default), or one alone (retrieval.method)",
+    )
+    s.add_argument("--split", default="test", help="BEIR qrels split (default test)")
     s.add_argument("--json", action="store_true", help="print JSON")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.add_argument(
         "--without-history",
         action="store_true",
@@ -86,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--calibrate",
         action="store_true",
-        help="with the relevance floor off, show each question's best cosine, to choose retrieval.min_score",
+        help="with the relevance floor off, show each question's relevance evidence, to choose retrieval.min_score",
     )
     return p
 
@@ -151,6 +171,10 @@ def run(args: argparse.Namespace) -> int:
         serve(a)
         return 0
 
+    if args.command == "eval" and args.retriever:
+        settings = settings.replace("retrieval", method=args.retriever)
+    if args.command == "eval" and Path(args.path).is_dir():
+        return _eval_beir(args, settings)
     a = Assistant.load(config=settings)
     if args.command in ("ask", "search"):
         from .answer import render_text
@@ -185,12 +209,15 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "eval":
         from .evaluate import evaluate, load_questions, to_dict
 
-        questions = load_questions(args.file)
+        questions = load_questions(args.path)
         if args.calibrate:
             return _calibrate(a, questions)
         alone = args.without_history
         result = evaluate(
-            lambda q: a.search(q.question, 10, history=() if alone else q.history), a.article_text, questions
+            lambda q: a.search(q.question, 10, history=() if alone else q.history),
+            a.article_text,
+            questions,
+            progress=not (args.quiet or args.json),
         )
         if args.json:
             _print_json(to_dict(result))
@@ -200,17 +227,56 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_ERROR
 
 
+def _eval_beir(args: argparse.Namespace, settings: Settings) -> int:
+    """Index a BEIR corpus (once) and print nDCG@10 and Recall@100 of its queries."""
+    from .beir import evaluate_beir, is_beir, load_benchmark
+    from .core import Assistant
+
+    if not is_beir(args.path):
+        print(f"error: {args.path} is not a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)", file=sys.stderr)
+        return EXIT_ERROR
+    bench = load_benchmark(args.path, args.split)
+    if not args.index_dir:
+        settings = settings.replace("index", dir=f"{settings.index.dir.rstrip('/')}-{bench.name}")
+    a = Assistant.load(config=settings)
+    quiet = args.quiet or args.json
+    if not quiet:
+        print(f"Indexing {bench.corpus} into {a.store.dir}/ (only what is new)…", file=sys.stderr, flush=True)
+    report = a.add([bench.corpus], progress=not quiet)
+    if not quiet:
+        print(f"Indexed {report.summary()}", file=sys.stderr)
+    result = evaluate_beir(lambda text: [d for d, _ in a.rank_articles(text, 100)], bench, progress=not quiet)
+    data = {"retriever": a.settings.retrieval.method, **result.to_dict()}
+    if args.json:
+        _print_json(data)
+    else:
+        print(f"retriever     {data['retriever']}")
+        print("\n".join(result.lines()))
+    return 0
+
+
 def _calibrate(a: Assistant, questions: Sequence[Question]) -> int:
-    """Best cosine per question with the floor off: a floor between the two groups separates them."""
-    a.settings = a.settings.replace("retrieval", min_score=-1.0)
-    best = {True: [], False: []}
+    """Relevance evidence per question with the floor off (answerable: of its first right passage; off-topic:
+    the highest): a floor between the two groups separates them."""
+    from .evaluate import first_relevant
+
+    floor = a.settings.retrieval.min_score
+    a.settings = a.settings.replace("retrieval", min_score=float("-inf"))
+    best: dict[bool, list[float]] = {True: [], False: []}
     for q in questions:
-        top = max((h.dense for h in a.search(q.question, k=10)), default=0.0)
+        hits = a.search(q.question, k=10, history=q.history)
+        rank = first_relevant(hits, q.gold, a.article_text) if q.gold else 0
+        if q.gold and not rank:
+            print(f"  -    answerable  {q.question}  (not in the top 10; no floor helps)")
+            continue
+        top = hits[rank - 1].evidence if rank else max((h.evidence for h in hits), default=0.0)
         best[bool(q.gold)].append(top)
         print(f"{top:.3f}  {'answerable' if q.gold else 'off-topic '}  {q.question}")
-    if best[True] and best[False]:
-        lo, hi = min(best[True]), max(best[False])
-        print(f"lowest answerable {lo:.3f}, highest off-topic {hi:.3f}; midpoint {(lo + hi) / 2:.3f}")
+    yes, no = sorted(best[True]), sorted(best[False], reverse=True)
+    print(f"lowest answerable: {', '.join(f'{x:.3f}' for x in yes[:3])}")
+    print(f"highest off-topic: {', '.join(f'{x:.3f}' for x in no[:3])}")
+    kept, quiet = sum(x >= floor for x in yes), sum(x < floor for x in no)
+    print(f"floor {floor}: keeps {kept}/{len(yes)} answerable, nothing found for {quiet}/{len(no)} off-topic")
     return 0
 
 

@@ -34,6 +34,7 @@ class ChunkingSettings:
     max_tokens: int = 160
     overlap_tokens: int = 40
     encoding: str = "cl100k_base"
+    with_title: bool = True
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,12 @@ class EmbeddingSettings:
 class RetrievalSettings:
     """Hybrid search, fusion, duplicates and the relevance floor."""
 
+    method: str = "hybrid"
     candidates: int = 50
-    dense_weight: float = 0.5
-    min_score: float = 0.22
+    dense_weight: float = 0.55
+    min_score: float = 0.85
+    coverage_weight: float = 0.5
+    names_weight: float = 0.25
     duplicate_min_words: int = 8
     duplicate_overlap: float = 0.6
 

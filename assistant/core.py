@@ -11,7 +11,7 @@ from .config import Settings, load_settings
 from .conversation import contextualize
 from .embedding import Embedder, load_embedder
 from .indexer import IndexReport, check_compatible, remove_articles, update_index
-from .retrieval import search
+from .retrieval import rank, rank_articles, search
 from .store import Snapshot, Store
 from .types import Answer, AssistantError, Hit
 
@@ -121,6 +121,13 @@ class Assistant:
     ) -> tuple[str, list[Hit]]:
         query = contextualize(question, history)
         return query, search(self.snapshot, self.embedder, self.settings.retrieval, query, k, filters)
+
+    def rank_articles(self, question: str, k: int = 100) -> list[tuple[str, float]]:
+        """The k articles that best match a question (each by its best passage), with scores; no floor."""
+        snap = self.snapshot
+        depth = max(self.settings.retrieval.candidates, 4 * k)
+        ranking = rank(snap, self.embedder, self.settings.retrieval, question, depth)
+        return rank_articles(ranking, snap, k)
 
     def articles(self) -> list[dict[str, str]]:
         """Every indexed article's id and metadata."""

@@ -120,6 +120,8 @@ def _record_fields(obj: Any, where: str) -> dict[str, str]:
     out = {}
     for key in ("title", "text", "id", *OPTIONAL_FIELDS):
         value = obj.get(key)
+        if key == "id" and value is None:
+            value = obj.get("_id")  # BEIR corpora name it "_id"
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, str | int | float):

@@ -88,7 +88,7 @@ class SentenceTransformerEmbedder:
 
     def fits(self, texts: Sequence[str]) -> list[bool]:
         """Whether each text is within the model's word-piece limit, special tokens included."""
-        ids = self.model.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        ids = self.model.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         return [len(x) <= self.max_length for x in ids]
 
 

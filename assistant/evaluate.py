@@ -65,6 +65,8 @@ class EvalResult:
     recall_at_5: float = 0.0
     mrr_at_10: float = 0.0
     abstained: float = 0.0
+    best_sentence: float = 0.0  # share of answers found in the top 5 whose marked sentence holds the gold phrase
+    repeated: int = 0  # answers whose top 5 shows the same passage text twice
     misses: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -74,6 +76,8 @@ class EvalResult:
             f"Recall@1      {self.recall_at_1:.3f}",
             f"Recall@5      {self.recall_at_5:.3f}",
             f"MRR@10        {self.mrr_at_10:.3f}",
+            f"sentence      {self.best_sentence:.3f} of answers in the top 5 mark a sentence holding the gold phrase",
+            f"repeats       {self.repeated} answers show the same passage text twice in their top 5",
         ]
         if self.negatives:
             out.append(f"nothing-found {self.abstained:.3f} of off-topic questions")
@@ -90,14 +94,28 @@ def first_relevant(hits: Sequence[Hit], gold: Sequence[tuple[str, str]], text_of
     return 0
 
 
+def marks_gold(hit: Hit, gold: Sequence[tuple[str, str]]) -> bool:
+    """Whether the sentence marked in a hit holds the gold phrase of an article the hit cites."""
+    if hit.highlight is None:
+        return False
+    sentence = normalise(hit.text[hit.highlight[0] : hit.highlight[1]])
+    cited = {c.article_id for c in hit.citations}
+    return any(art in cited and normalise(phrase) in sentence for art, phrase in gold)
+
+
 def evaluate(
-    search: Callable[[Question], Sequence[Hit]], text_of: Callable[[str], str], questions: Sequence[Question]
+    search: Callable[[Question], Sequence[Hit]],
+    text_of: Callable[[str], str],
+    questions: Sequence[Question],
+    progress: bool = False,
 ) -> EvalResult:
     """Run every question through `search` (top 10 used) and score the ranks."""
+    from tqdm import tqdm
+
     r = EvalResult()
     ranks = []
-    found_nothing = 0
-    for q in questions:
+    found_nothing = marked = 0
+    for q in tqdm(questions, desc="questions", unit="q", disable=not progress):
         hits = list(search(q))[:10]
         if not q.gold:
             r.negatives += 1
@@ -107,6 +125,9 @@ def evaluate(
             continue
         rank = first_relevant(hits, q.gold, text_of)
         ranks.append(rank)
+        shown = [normalise(h.text) for h in hits[:5]]
+        r.repeated += len(set(shown)) < len(shown)
+        marked += 0 < rank <= 5 and marks_gold(hits[rank - 1], q.gold)
         if not rank or rank > 5:
             r.misses.append(f"rank {rank or '>10'}: {q.question}")
     r.positives = len(ranks)
@@ -114,6 +135,8 @@ def evaluate(
         r.recall_at_1 = sum(1 for x in ranks if x == 1) / len(ranks)
         r.recall_at_5 = sum(1 for x in ranks if 0 < x <= 5) / len(ranks)
         r.mrr_at_10 = sum(1 / x for x in ranks if x) / len(ranks)
+        in_top5 = sum(1 for x in ranks if 0 < x <= 5)
+        r.best_sentence = marked / in_top5 if in_top5 else 0.0
     if r.negatives:
         r.abstained = found_nothing / r.negatives
     return r

@@ -10,15 +10,50 @@ from .chunking import sentence_spans
 from .lexical import terms
 
 _WORD = re.compile(r"\w+")
+# Questions asking for an amount or a time, and those asking for a person, team or organisation.
+_ASKS_NUMBER = re.compile(
+    r"^\W*(how (much|many|long|far|high|big|old|often|large|fast)|(by|to|at) (how|what)|when|(in )?what year|"
+    r"what (percentage|proportion|share|figure|level|sum|amount|price|margin|fee|bill|cost|number|size|rate|age))\b",
+    re.IGNORECASE,
+)
+_ASKS_NAME = re.compile(r"^\W*(who|whom|whose|which)\b", re.IGNORECASE)
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    r"hundred|thousand|million|billion|half|double|twice)\b",
+    re.IGNORECASE,
+)
+_NAME = re.compile(r"(?<!^)(?<![.!?] )\b[A-Z][a-z]+")
+ANSWER_TYPE_WEIGHT = 0.5
+
+
+def _answer_type(question: str, sentence: str) -> float:
+    """1 when the sentence holds the kind of thing the question asks for (a number, a name) beyond its own words."""
+    asked = {w.lower() for w in _WORD.findall(question)}
+    if _ASKS_NUMBER.search(question):
+        found = [m.group(0) for m in _NUMBER.finditer(sentence)]
+    elif _ASKS_NAME.search(question):
+        found = [m.group(0) for m in _NAME.finditer(sentence)]
+    else:
+        return 0.0
+    return 1.0 if any(f.lower() not in asked for f in found) else 0.0
 
 
 def best_sentence(question: str, text: str, idf: Callable[[str], float]) -> tuple[int, int] | None:
-    """Span of the sentence in `text` whose words carry most of the question's weight (None if none)."""
+    """Span of the sentence in `text` that best answers the question (None if none shares a word with it).
+
+    A sentence scores by the share of the question's weight (IDF) its words carry, plus ANSWER_TYPE_WEIGHT
+    when it holds what the question asks for: a number for "how much"/"when", a name for "who"/"which".
+    """
     wanted = set(terms(question))
+    total = sum(idf(t) for t in wanted)
+    if total <= 0:
+        return None
     best, best_score = None, 0.0
     for start, end in sentence_spans(text):
         present = wanted & set(terms(text[start:end]))
-        score = sum(idf(t) for t in present)
+        if not present:
+            continue
+        score = sum(idf(t) for t in present) / total + ANSWER_TYPE_WEIGHT * _answer_type(question, text[start:end])
         if score > best_score + 1e-9:
             best, best_score = (start, end), score
     return best

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .chunking import Chunker
+from .chunking import Chunker, indexed_text
 from .config import Settings
 from .documents import Problem, load_paths
 from .embedding import Embedder
@@ -55,7 +55,12 @@ def index_meta(settings: Settings, embedder_name: str, dimension: int) -> dict[s
     return {
         "model": embedder_name,
         "dimension": dimension,
-        "chunking": {"max_tokens": c.max_tokens, "overlap_tokens": c.overlap_tokens, "encoding": c.encoding},
+        "chunking": {
+            "max_tokens": c.max_tokens,
+            "overlap_tokens": c.overlap_tokens,
+            "encoding": c.encoding,
+            "with_title": c.with_title,
+        },
     }
 
 
@@ -82,7 +87,7 @@ def _embed(
     from tqdm import tqdm
 
     chunked = [(a, chunker.chunk(a)) for a in articles]
-    texts = [p.text for _, ps in chunked for p in ps]
+    texts = [indexed_text(a.title, p.text, chunker.with_title) for a, ps in chunked for p in ps]
     parts = []
     with tqdm(total=len(texts), unit="passage", desc="embedding", disable=not progress, dynamic_ncols=True) as bar:
         for i in range(0, len(texts), batch * 4):
@@ -136,6 +141,7 @@ def update_index(
                     settings.chunking.overlap_tokens,
                     settings.chunking.encoding,
                     model_limit=embedder.fits,
+                    with_title=settings.chunking.with_title,
                 )
                 add = _embed(embedder, chunker, todo, settings.embedding.batch_size, progress)
                 meta = index_meta(settings, settings.embedding.model, embedder.dimension)

@@ -82,6 +82,20 @@ class LexicalIndex:
             return np.zeros(n, dtype=np.float32)
         return self.bm25.get_scores(qids, weight_mask=mask)
 
+    def rows_with(self, term: str) -> np.ndarray:
+        """Rows whose text contains a stemmed term (empty when the term is unknown)."""
+        i = self.bm25.vocab_dict.get(term)
+        if i is None or i + 1 >= len(self.bm25.scores["indptr"]):
+            return np.zeros(0, dtype=np.int64)
+        indptr = self.bm25.scores["indptr"]
+        return np.asarray(self.bm25.scores["indices"][indptr[i] : indptr[i + 1]], dtype=np.int64)
+
+    @property
+    def max_idf(self) -> float:
+        """The IDF a term found in no passage would have."""
+        n = max(1, int(self.bm25.scores["num_docs"]))
+        return float(np.log(1.0 + (n + 0.5) / 0.5))
+
     def idf(self, term: str) -> float:
         """Inverse document frequency of a stemmed term (0 when unknown)."""
         i = self.bm25.vocab_dict.get(term)

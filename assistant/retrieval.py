@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,6 +13,7 @@ import numpy as np
 from .config import RetrievalSettings
 from .embedding import Embedder
 from .highlight import best_sentence, overlaps, shared_runs, word_count
+from .lexical import terms
 from .store import Snapshot
 from .types import AssistantError, Citation, Hit
 
@@ -48,15 +52,22 @@ def allowed_articles(snapshot: Snapshot, filters: Mapping[str, Any] | None) -> n
     return np.array(keep, dtype=np.int64)
 
 
-def _minmax(x: np.ndarray) -> np.ndarray:
-    span = float(x.max() - x.min()) if len(x) else 0.0
-    return (x - x.min()) / span if span > 1e-12 else np.where(x > 0, 1.0, 0.0)
+METHODS = ("hybrid", "dense", "bm25")
+
+
+def scaled(x: np.ndarray, top: int) -> np.ndarray:
+    """Min-max scaling anchored on the `top` best scores: the best is 1, the top-th best 0 (lower goes below 0)."""
+    if not len(x):
+        return x
+    best = np.sort(x)[::-1][: max(1, top)]
+    span = float(best[0] - best[-1])
+    return (x - best[-1]) / span if span > 1e-12 else np.where(x > 0, 1.0, 0.0)
 
 
 def candidates(
     snapshot: Snapshot, qvec: np.ndarray, question: str, n: int, allowed: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Passage ids from both retrievers, with their cosine and BM25 scores."""
+    """Passage ids from both retrievers (n from each), with their cosine and BM25 scores."""
     import faiss
 
     lex = snapshot.lexical
@@ -80,6 +91,45 @@ def candidates(
     return pids, dense.astype(np.float32), lexical.astype(np.float32)
 
 
+_WORD = re.compile(r"\b\w[\w'-]*")
+
+
+def named_terms(question: str) -> set[str]:
+    """Stemmed terms of the question's names and numbers: words after the first that are capitalised or hold a digit."""
+    words = _WORD.findall(question)
+    return {t for w in words[1:] if w[0].isupper() or any(ch.isdigit() for ch in w) for t in terms(w)}
+
+
+def coverage(snapshot: Snapshot, question: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each passage id: the share of the question's IDF weight that its article contains, over all the
+    question's terms and over its names and numbers only (1.0 when it has none). A term in no passage weighs most."""
+    lex = snapshot.lexical
+    arts = snapshot.row_article[np.searchsorted(lex.ids, ids)]
+    out = []
+    for group in (set(terms(question)), named_terms(question)):
+        if not group:
+            out.append(np.ones(len(ids)))
+            continue
+        have = np.zeros(len(ids))
+        total = 0.0
+        for t in group:
+            rows = lex.rows_with(t)
+            weight = lex.idf(t) if len(rows) else lex.max_idf
+            total += weight
+            if len(rows):
+                have += weight * np.isin(arts, snapshot.row_article[rows])
+        out.append(have / total)
+    return out[0], out[1]
+
+
+def evidence(snapshot: Snapshot, settings: RetrievalSettings, r: Ranking, n: int) -> np.ndarray:
+    """Relevance evidence of the first n passages of a ranking, which the floor `min_score` applies to:
+    cosine + coverage_weight * article coverage of the question + names_weight * coverage of its names."""
+    ids = r.ids[:n]
+    everything, names = coverage(snapshot, r.query, ids)
+    return r.dense[:n] + settings.coverage_weight * everything + settings.names_weight * names
+
+
 def _citation(snapshot: Snapshot, article_id: str, start: int, end: int) -> Citation:
     meta = snapshot.articles[article_id]
     return Citation(article_id, meta["title"], meta.get("source") or "", meta.get("path") or "", start, end)
@@ -99,7 +149,7 @@ def collapse(hits: list[Hit], settings: RetrievalSettings) -> list[Hit]:
             if same_text or same_answer:
                 cited = {c.article_id for c in g.citations}
                 extra = tuple(c for c in h.citations if c.article_id not in cited)
-                kept[i] = Hit(g.passage_id, g.text, g.score, g.citations + extra, g.highlight, g.dense, g.lexical)
+                kept[i] = dataclasses.replace(g, citations=g.citations + extra)
                 break
         else:
             kept.append(h)
@@ -115,34 +165,76 @@ def search(
     filters: Mapping[str, Any] | None = None,
 ) -> list[Hit]:
     """The k best passages for a question, or [] when nothing clears the relevance floor."""
-    question = question.strip()
-    if not question:
-        raise AssistantError("the question is empty")
-    allowed = allowed_articles(snapshot, filters)
-    if allowed is not None and len(allowed) == 0:
-        return []
-    qvec = embedder.encode([question])[0]
-    pids, dense, lexical = candidates(snapshot, qvec, question, max(settings.candidates, k), allowed)
-    keep = dense >= settings.min_score
-    if not keep.any():
-        return []
-    w = settings.dense_weight
-    fused = w * _minmax(dense) + (1 - w) * _minmax(lexical)
-    order = [i for i in np.argsort(-fused, kind="stable") if keep[i]][: max(3 * k, 10)]
-    rows = snapshot.passages([int(pids[i]) for i in order])
+    r = rank(snapshot, embedder, settings, question, settings.candidates, filters)
+    n = min(len(r.ids), max(3 * k, 10))
+    strength = evidence(snapshot, settings, r, n)
+    order = np.flatnonzero(strength >= settings.min_score)
+    rows = snapshot.passages([int(r.ids[i]) for i in order])
     hits = []
     for i in order:
-        pid = int(pids[i])
+        pid = int(r.ids[i])
         article_id, start, end, text = rows[pid]
         hits.append(
             Hit(
                 passage_id=pid,
                 text=text,
-                score=float(fused[i]),
+                score=float(r.fused[i]),
                 citations=(_citation(snapshot, article_id, start, end),),
-                highlight=best_sentence(question, text, snapshot.lexical.idf),
-                dense=float(dense[i]),
-                lexical=float(lexical[i]),
+                highlight=best_sentence(r.query, text, snapshot.lexical.idf),
+                dense=float(r.dense[i]),
+                lexical=float(r.lexical[i]),
+                evidence=float(strength[i]),
             )
         )
     return collapse(hits, settings)[:k]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Candidate passages, best first: ids with their fused, cosine and BM25 scores, and the query text."""
+
+    query: str
+    ids: np.ndarray
+    fused: np.ndarray
+    dense: np.ndarray
+    lexical: np.ndarray
+
+
+def rank(
+    snapshot: Snapshot,
+    embedder: Embedder,
+    settings: RetrievalSettings,
+    question: str,
+    depth: int,
+    filters: Mapping[str, Any] | None = None,
+) -> Ranking:
+    """Up to `depth` candidates from each retriever, fused by `settings.method` and sorted (no floor)."""
+    question = question.strip()
+    if not question:
+        raise AssistantError("the question is empty")
+    if settings.method not in METHODS:
+        raise AssistantError(f"retrieval.method is '{settings.method}'; use one of {', '.join(METHODS)}")
+    empty = np.zeros(0, np.float32)
+    allowed = allowed_articles(snapshot, filters)
+    if allowed is not None and len(allowed) == 0:
+        return Ranking(question, np.zeros(0, np.int64), empty, empty, empty)
+    qvec = embedder.encode([question])[0]
+    pids, dense, lexical = candidates(snapshot, qvec, question, max(depth, settings.candidates), allowed)
+    top = settings.candidates
+    if settings.method == "dense":
+        fused = dense.astype(np.float64)
+    elif settings.method == "bm25":
+        fused = lexical.astype(np.float64)
+    else:
+        w = settings.dense_weight
+        fused = w * scaled(dense, top) + (1 - w) * scaled(lexical, top)
+    order = np.argsort(-fused, kind="stable")
+    return Ranking(question, pids[order], fused[order], dense[order], lexical[order])
+
+
+def rank_articles(ranking: Ranking, snapshot: Snapshot, k: int) -> list[tuple[str, float]]:
+    """Articles in order of their best passage in a ranking, with that passage's fused score."""
+    rows = np.searchsorted(snapshot.lexical.ids, ranking.ids)
+    articles, first = np.unique(snapshot.row_article[rows], return_index=True)
+    best = np.argsort(first, kind="stable")[:k]  # ranking is sorted: an article's first passage is its best
+    return [(snapshot.article_ids[articles[i]], float(ranking.fused[first[i]])) for i in best]

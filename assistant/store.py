@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .chunking import indexed_text
 from .lexical import LexicalIndex
 from .types import Article, AssistantError, Passage
 
@@ -238,7 +239,7 @@ class Store:
                 db.executescript(SCHEMA)
             with db:
                 self._apply(db, remove, add, roots, root_of)
-            ids, vecs, texts = self._all_passages(db, meta["dimension"])
+            ids, vecs, texts = self._all_passages(db, meta["dimension"], meta["chunking"].get("with_title", False))
         finally:
             db.close()
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(meta["dimension"]))
@@ -307,8 +308,11 @@ class Store:
         db.executemany("INSERT OR IGNORE INTO roots VALUES (?)", [(r,) for r in roots])
 
     @staticmethod
-    def _all_passages(db: sqlite3.Connection, dim: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        rows = db.execute("SELECT id, vector, text FROM passages ORDER BY id").fetchall()
+    def _all_passages(db: sqlite3.Connection, dim: int, with_title: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        rows = db.execute(
+            "SELECT p.id, p.vector, a.title, p.text FROM passages p "
+            "JOIN articles a ON a.id = p.article_id ORDER BY p.id"
+        ).fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-        return ids, np.ascontiguousarray(vecs), [r[2] for r in rows]
+        return ids, np.ascontiguousarray(vecs), [indexed_text(r[2], r[3], with_title) for r in rows]

@@ -60,6 +60,7 @@ class Hit:
     highlight: tuple[int, int] | None = None
     dense: float = 0.0
     lexical: float = 0.0
+    evidence: float = 0.0  # what the relevance floor compared: cosine plus the article's coverage of the question
 
     @property
     def sentence(self) -> str:

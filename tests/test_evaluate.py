@@ -6,8 +6,8 @@ from assistant.types import AssistantError, Citation, Hit
 TEXTS = {"a": "Zelensky said: “You are already complicit.” More text.", "b": "Other article text here."}
 
 
-def _hit(article, start, end):
-    return Hit(0, TEXTS[article][start:end], 1.0, (Citation(article, "", "", "", start, end),))
+def _hit(article, start, end, highlight=None):
+    return Hit(0, TEXTS[article][start:end], 1.0, (Citation(article, "", "", "", start, end),), highlight)
 
 
 def test_first_relevant_needs_article_and_phrase_in_span():
@@ -20,8 +20,8 @@ def test_first_relevant_needs_article_and_phrase_in_span():
 def test_metrics_by_hand():
     # ranks 1, 3 and none; one off-topic question answered with nothing.
     results = {
-        "q1": [_hit("a", 0, 45)],
-        "q2": [_hit("b", 0, 5), _hit("b", 0, 5), _hit("a", 0, 45)],
+        "q1": [_hit("a", 0, 45, (0, 45))],  # the marked sentence holds the phrase
+        "q2": [_hit("b", 0, 5), _hit("b", 0, 5), _hit("a", 0, 45, (0, 14))],  # it does not; "b" shown twice
         "q3": [_hit("b", 0, 5)],
         "off": [],
     }
@@ -34,6 +34,8 @@ def test_metrics_by_hand():
     assert r.recall_at_5 == pytest.approx(2 / 3)
     assert r.mrr_at_10 == pytest.approx((1 + 1 / 3) / 3)
     assert r.abstained == 1.0
+    assert r.best_sentence == pytest.approx(1 / 2)
+    assert r.repeated == 1
 
 
 def test_bad_question_file_names_the_line(tmp_path):
@@ -41,3 +43,23 @@ def test_bad_question_file_names_the_line(tmp_path):
     f.write_text('{"question": "ok", "gold": []}\n{"gold": []}\n')
     with pytest.raises(AssistantError, match="q.jsonl line 2"):
         load_questions(f)
+
+
+def test_bbc_question_set_is_sound():
+    """eval/bbc.jsonl: 60+ answerable questions whose gold phrases are in their articles, 20+ off-topic."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    corpus = root.parent / "shared" / "corpora" / "bbc-news" / "bbc.jsonl"
+    questions = load_questions(root / "eval" / "bbc.jsonl")
+    assert sum(1 for q in questions if q.gold) >= 60 and sum(1 for q in questions if not q.gold) >= 20
+    if not corpus.exists():
+        pytest.skip("../shared/corpora/bbc-news missing")
+    texts = {}
+    for line in corpus.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        texts[r["id"]] = normalise(r["title"] + "\n" + r["text"])
+    for q in questions:
+        for article, phrase in q.gold:
+            assert normalise(phrase) in texts[article], (q.question, article, phrase)

@@ -1,8 +1,10 @@
+import numpy as np
 import pytest
 
 from assistant.config import RetrievalSettings
 from assistant.highlight import best_sentence, shared_runs
-from assistant.retrieval import collapse
+from assistant.lexical import terms
+from assistant.retrieval import collapse, coverage, named_terms
 from assistant.types import AssistantError, Citation, Hit
 
 
@@ -58,7 +60,26 @@ def test_spans_point_into_the_article(fake_assistant):
 
 
 def test_floor_gives_nothing_found(fake_assistant):
-    fake_assistant.settings = fake_assistant.settings.replace("retrieval", min_score=0.3)
+    fake_assistant.settings = fake_assistant.settings.replace("retrieval", min_score=0.7)
     assert fake_assistant.ask("Lavrov stormed out of the UN Security Council meeting").found
     answer = fake_assistant.ask("quantum chromodynamics lattice gauge")
     assert not answer.found and answer.passages == () and "Nothing" in answer.message
+
+
+def test_named_terms_are_capitalised_words_after_the_first_and_numbers():
+    assert named_terms("Who won the 2018 FIFA World Cup in Russia?") == set(terms("2018 FIFA World Cup Russia"))
+    assert named_terms("how do i reverse a list?") == set()
+
+
+def test_coverage_weighs_the_question_words_its_article_holds(fake_assistant):
+    snap = fake_assistant.snapshot
+    hits = fake_assistant.search("What did Lavrov say at the UN?", k=3)
+    ids = np.array([h.passage_id for h in hits])
+    everything, names = coverage(snap, "What did Lavrov say at the UN?", ids)
+    lavrov = [i for i, h in enumerate(hits) if "Lavrov" in fake_assistant.article_text(h.citations[0].article_id)]
+    assert lavrov and all(names[i] == 1.0 for i in lavrov)  # "Lavrov" and "UN" are both in that article
+    everything, names = coverage(snap, "What did Lavrov say about Zorblaxian treaties?", ids)
+    assert all(n < 1.0 for n in names)  # a name found in no article weighs most and is missing everywhere
+    assert all(0.0 <= e < 1.0 for e in everything)
+    everything, names = coverage(snap, "what did they say?", ids)
+    assert list(names) == [1.0] * len(ids)  # no names: nothing to miss
