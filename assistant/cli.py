@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .config import RETRIEVAL_METHODS
+
 if TYPE_CHECKING:
     from .config import Settings
     from .core import Assistant
@@ -92,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--retriever",
-        choices=["hybrid", "dense", "bm25"],
+        choices=RETRIEVAL_METHODS,
         help="rank with both retrievers fused (default), or one alone (retrieval.method)",
     )
     s.add_argument("--split", default="test", help="BEIR qrels split (default test)")

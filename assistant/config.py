@@ -47,6 +47,9 @@ class EmbeddingSettings:
     offline: bool = True
 
 
+RETRIEVAL_METHODS = ("hybrid", "dense", "bm25")
+
+
 @dataclass(frozen=True)
 class RetrievalSettings:
     """Hybrid search, fusion, duplicates and the relevance floor."""

@@ -26,16 +26,18 @@ _NAME = re.compile(r"(?<!^)(?<![.!?] )\b[A-Z][a-z]+")
 ANSWER_TYPE_WEIGHT = 0.5
 
 
-def _answer_type(question: str, sentence: str) -> float:
-    """1 when the sentence holds the kind of thing the question asks for (a number, a name) beyond its own words."""
-    asked = {w.lower() for w in _WORD.findall(question)}
+def _answer_pattern(question: str) -> re.Pattern[str] | None:
+    """What an answer to the question holds: a number (how much, when), a name (who, which), or None."""
     if _ASKS_NUMBER.search(question):
-        found = [m.group(0) for m in _NUMBER.finditer(sentence)]
-    elif _ASKS_NAME.search(question):
-        found = [m.group(0) for m in _NAME.finditer(sentence)]
-    else:
-        return 0.0
-    return 1.0 if any(f.lower() not in asked for f in found) else 0.0
+        return _NUMBER
+    if _ASKS_NAME.search(question):
+        return _NAME
+    return None
+
+
+def _holds_answer(pattern: re.Pattern[str] | None, asked: set[str], sentence: str) -> bool:
+    """Whether the sentence holds a number or name (as the question asks) that is not one of the question's words."""
+    return pattern is not None and any(m.group(0).lower() not in asked for m in pattern.finditer(sentence))
 
 
 def best_sentence(question: str, text: str, idf: Callable[[str], float]) -> tuple[int, int] | None:
@@ -48,12 +50,15 @@ def best_sentence(question: str, text: str, idf: Callable[[str], float]) -> tupl
     total = sum(idf(t) for t in wanted)
     if total <= 0:
         return None
+    pattern = _answer_pattern(question)
+    asked = {w.lower() for w in _WORD.findall(question)}
     best, best_score = None, 0.0
     for start, end in sentence_spans(text):
         present = wanted & set(terms(text[start:end]))
         if not present:
             continue
-        score = sum(idf(t) for t in present) / total + ANSWER_TYPE_WEIGHT * _answer_type(question, text[start:end])
+        bonus = ANSWER_TYPE_WEIGHT if _holds_answer(pattern, asked, text[start:end]) else 0.0
+        score = sum(idf(t) for t in present) / total + bonus
         if score > best_score + 1e-9:
             best, best_score = (start, end), score
     return best

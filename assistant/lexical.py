@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
+_NAME_WORD = re.compile(r"\b\w[\w'-]*")
 
 
 @functools.lru_cache(maxsize=1)
@@ -33,6 +34,17 @@ def terms(text: str) -> list[str]:
     return _stemmer().stemWords(words) if words else []
 
 
+def named_terms(question: str) -> set[str]:
+    """Stemmed terms of the question's names and numbers: words after the first that are capitalised or hold a digit."""
+    words = _NAME_WORD.findall(question)
+    return {t for w in words[1:] if w[0].isupper() or any(ch.isdigit() for ch in w) for t in terms(w)}
+
+
+def _idf(df: np.ndarray | float, n: int) -> np.ndarray:
+    """BM25's inverse document frequency of terms found in `df` of `n` rows."""
+    return np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+
 class LexicalIndex:
     """BM25 over passages; row i of the index is passage `ids[i]`."""
 
@@ -40,10 +52,8 @@ class LexicalIndex:
         """Wrap a built or loaded bm25s model and its row-to-passage-id map."""
         self.bm25 = bm25
         self.ids = ids
-        indptr = bm25.scores["indptr"]
-        n = max(1, int(bm25.scores["num_docs"]))
-        df = np.diff(indptr).astype(np.float64)
-        self._idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        self._n = max(1, int(bm25.scores["num_docs"]))
+        self._idf = _idf(np.diff(bm25.scores["indptr"]).astype(np.float64), self._n)
 
     @classmethod
     def build(cls, texts: Sequence[str], ids: Sequence[int]) -> LexicalIndex:
@@ -93,8 +103,7 @@ class LexicalIndex:
     @property
     def max_idf(self) -> float:
         """The IDF a term found in no passage would have."""
-        n = max(1, int(self.bm25.scores["num_docs"]))
-        return float(np.log(1.0 + (n + 0.5) / 0.5))
+        return float(_idf(0.0, self._n))
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of a stemmed term (0 when unknown)."""

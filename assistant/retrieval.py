@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .config import RetrievalSettings
+from .config import RETRIEVAL_METHODS, RetrievalSettings
 from .embedding import Embedder
 from .highlight import best_sentence, overlaps, shared_runs, word_count
-from .lexical import terms
+from .lexical import named_terms, terms
 from .store import Snapshot
 from .types import AssistantError, Citation, Hit
 
@@ -52,9 +51,6 @@ def allowed_articles(snapshot: Snapshot, filters: Mapping[str, Any] | None) -> n
     return np.array(keep, dtype=np.int64)
 
 
-METHODS = ("hybrid", "dense", "bm25")
-
-
 def scaled(x: np.ndarray, top: int) -> np.ndarray:
     """Min-max scaling anchored on the `top` best scores: the best is 1, the top-th best 0 (lower goes below 0)."""
     if not len(x):
@@ -89,15 +85,6 @@ def candidates(
     dense = vecs @ qvec if len(pids) else np.zeros(0, np.float32)
     lexical = bm25[np.searchsorted(lex.ids, pids)]
     return pids, dense.astype(np.float32), lexical.astype(np.float32)
-
-
-_WORD = re.compile(r"\b\w[\w'-]*")
-
-
-def named_terms(question: str) -> set[str]:
-    """Stemmed terms of the question's names and numbers: words after the first that are capitalised or hold a digit."""
-    words = _WORD.findall(question)
-    return {t for w in words[1:] if w[0].isupper() or any(ch.isdigit() for ch in w) for t in terms(w)}
 
 
 def coverage(snapshot: Snapshot, question: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -212,8 +199,8 @@ def rank(
     question = question.strip()
     if not question:
         raise AssistantError("the question is empty")
-    if settings.method not in METHODS:
-        raise AssistantError(f"retrieval.method is '{settings.method}'; use one of {', '.join(METHODS)}")
+    if settings.method not in RETRIEVAL_METHODS:
+        raise AssistantError(f"retrieval.method is '{settings.method}'; use one of {', '.join(RETRIEVAL_METHODS)}")
     empty = np.zeros(0, np.float32)
     allowed = allowed_articles(snapshot, filters)
     if allowed is not None and len(allowed) == 0:

@@ -3,8 +3,8 @@ import pytest
 
 from assistant.config import RetrievalSettings
 from assistant.highlight import best_sentence, shared_runs
-from assistant.lexical import terms
-from assistant.retrieval import collapse, coverage, named_terms
+from assistant.lexical import named_terms, terms
+from assistant.retrieval import collapse, coverage
 from assistant.types import AssistantError, Citation, Hit
 
 
