@@ -284,11 +284,15 @@ def _calibrate(a: Assistant, questions: Sequence[Question]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `assistant` command."""
+    from .indexer import IndexInterrupted
     from .types import AssistantError
 
     args = _parser().parse_args(argv)
     try:
         return run(args)
+    except IndexInterrupted as e:
+        print(str(e), file=sys.stderr)
+        return 130
     except AssistantError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR

@@ -15,9 +15,11 @@ from .types import AssistantError
 
 @dataclass(frozen=True)
 class IndexSettings:
-    """Where the index lives."""
+    """Where the index lives, and how its vectors are searched."""
 
     dir: str = "index"
+    exact_max_passages: int = 100_000
+    hnsw_neighbors: int = 32
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class RetrievalSettings:
     names_weight: float = 0.25
     duplicate_min_words: int = 8
     duplicate_overlap: float = 0.6
+    hnsw_ef_search: int = 128
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from typing import Any
 from .answer import build_answer
 from .config import Settings, load_settings
 from .conversation import contextualize
-from .embedding import Embedder, load_embedder
+from .embedding import Embedder, QueryEncoder, load_embedder
 from .indexer import IndexReport, check_compatible, remove_articles, update_index
+from .query_encoder import load_query_encoder
 from .retrieval import rank, rank_articles, search
 from .store import Snapshot, Store
 from .types import Answer, AssistantError, Hit
@@ -24,6 +25,8 @@ class Assistant:
         self.settings = settings or Settings()
         self.store = Store(self.settings.index.dir)
         self._embedder = embedder
+        self._own_embedder = embedder is not None  # a caller's embedder also embeds the questions
+        self._query_encoder: QueryEncoder | None = None
         self._snapshot: Snapshot | None = None
 
     @classmethod
@@ -51,6 +54,15 @@ class Assistant:
         return self._embedder
 
     @property
+    def query_encoder(self) -> QueryEncoder:
+        """What embeds questions: the index's ONNX export of its model (fast to load), else the model itself."""
+        if self._query_encoder is None:
+            model = self.snapshot.manifest["model"]
+            exported = None if self._own_embedder else load_query_encoder(self.store.dir, model)
+            self._query_encoder = exported or self.embedder
+        return self._query_encoder
+
+    @property
     def snapshot(self) -> Snapshot:
         """The loaded index; a missing one says how to build it."""
         if self._snapshot is None:
@@ -70,6 +82,7 @@ class Assistant:
         be reading it; it closes when the last reference goes.
         """
         self._snapshot = None
+        self._query_encoder = None
 
     def add(
         self, paths: Sequence[str | Path], prune: bool = False, rebuild: bool = False, progress: bool = False
@@ -90,7 +103,7 @@ class Assistant:
 
     def remove(self, article_ids: Sequence[str]) -> int:
         """Delete articles by id; returns how many were found and removed."""
-        n = remove_articles(self.store, self.snapshot, list(article_ids))
+        n = remove_articles(self.store, self.snapshot, self.settings, list(article_ids))
         if n:
             self.reload()
         return n
@@ -120,13 +133,13 @@ class Assistant:
         self, question: str, k: int, filters: Mapping[str, Any] | None, history: Sequence[str]
     ) -> tuple[str, list[Hit]]:
         query = contextualize(question, history)
-        return query, search(self.snapshot, self.embedder, self.settings.retrieval, query, k, filters)
+        return query, search(self.snapshot, self.query_encoder, self.settings.retrieval, query, k, filters)
 
     def rank_articles(self, question: str, k: int = 100) -> list[tuple[str, float]]:
         """The k articles that best match a question (each by its best passage), with scores; no floor."""
         snap = self.snapshot
         depth = max(self.settings.retrieval.candidates, 4 * k)
-        ranking = rank(snap, self.embedder, self.settings.retrieval, question, depth)
+        ranking = rank(snap, self.query_encoder, self.settings.retrieval, question, depth)
         return rank_articles(ranking, snap, k)
 
     def articles(self) -> list[dict[str, str]]:

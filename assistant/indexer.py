@@ -14,6 +14,8 @@ from .chunking import Chunker, indexed_text
 from .config import Settings
 from .documents import Problem, load_paths
 from .embedding import Embedder
+from .query_encoder import has_query_encoder
+from .staging import Staging
 from .store import Snapshot, Store, rebuild_hint
 from .types import Article, AssistantError, Passage
 
@@ -29,15 +31,17 @@ class IndexReport:
     removed: int = 0
     passages: int = 0
     embedded: int = 0
+    resumed: int = 0
     seconds: float = 0.0
     skipped: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line: articles, passages, embedded, skipped, seconds."""
+        resumed = f" (+{self.resumed} kept from an interrupted run)" if self.resumed else ""
         return (
             f"{self.articles} articles ({self.new} new, {self.changed} changed, {self.unchanged} unchanged, "
-            f"{self.removed} removed), {self.passages} passages, {self.embedded} embedded, "
+            f"{self.removed} removed), {self.passages} passages, {self.embedded} embedded{resumed}, "
             f"{len(self.skipped)} skipped, {self.seconds:.1f} s"
         )
 
@@ -81,25 +85,41 @@ def check_compatible(snapshot: Snapshot, settings: Settings, chunking: bool = Tr
         )
 
 
+class IndexInterrupted(AssistantError):
+    """An index run stopped by Ctrl-C; what it embedded is staged for the next run."""
+
+
 def _embed(
-    embedder: Embedder, chunker: Chunker, articles: Sequence[Article], batch: int, progress: bool
-) -> list[tuple[Article, list[Passage], np.ndarray]]:
+    embedder: Embedder, chunker: Chunker, articles: Sequence[Article], batch: int, progress: bool, staging: Staging
+) -> tuple[list[tuple[Article, list[Passage], np.ndarray]], int]:
+    """Passages and vectors of the articles, staged as they are made; returns them and how many were staged before."""
     from tqdm import tqdm
 
     chunked = [(a, chunker.chunk(a)) for a in articles]
-    texts = [indexed_text(a.title, p.text, chunker.with_title) for a, ps in chunked for p in ps]
-    parts = []
-    with tqdm(total=len(texts), unit="passage", desc="embedding", disable=not progress, dynamic_ncols=True) as bar:
-        for i in range(0, len(texts), batch * 4):
-            chunk = texts[i : i + batch * 4]
-            parts.append(embedder.encode(chunk))
-            bar.update(len(chunk))
-    vectors = np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), dtype=np.float32)
-    out, at = [], 0
-    for a, ps in chunked:
-        out.append((a, ps, vectors[at : at + len(ps)]))
-        at += len(ps)
-    return out
+    vectors = staging.load(chunked)
+    pending = [(a, ps) for a, ps in chunked if a.id not in vectors]
+    resumed = sum(len(v) for v in vectors.values())
+    buffer: list[tuple[Article, list[Passage]]] = []
+
+    def flush(bar: tqdm) -> None:
+        texts = [indexed_text(a.title, p.text, chunker.with_title) for a, ps in buffer for p in ps]
+        out, at = embedder.encode(texts), 0
+        for a, ps in buffer:
+            vectors[a.id] = out[at : at + len(ps)]
+            at += len(ps)
+        staging.keep([(a, vectors[a.id]) for a, _ in buffer])
+        bar.update(len(texts))
+        buffer.clear()
+
+    total = sum(len(ps) for _, ps in pending)
+    with tqdm(total=total, unit="passage", desc="embedding", disable=not progress, dynamic_ncols=True) as bar:
+        for a, ps in pending:
+            buffer.append((a, ps))
+            if sum(len(x) for _, x in buffer) >= batch * 4:
+                flush(bar)
+        if buffer:
+            flush(bar)
+    return [(a, ps, vectors[a.id]) for a, ps in chunked], resumed
 
 
 def update_index(
@@ -143,25 +163,56 @@ def update_index(
                     model_limit=embedder.fits,
                     with_title=settings.chunking.with_title,
                 )
-                add = _embed(embedder, chunker, todo, settings.embedding.batch_size, progress)
                 meta = index_meta(settings, settings.embedding.model, embedder.dimension)
+                staging = Staging(store.dir, meta)
+                try:
+                    add, report.resumed = _embed(
+                        embedder, chunker, todo, settings.embedding.batch_size, progress, staging
+                    )
+                except KeyboardInterrupt:
+                    kept = staging.count()
+                    staging.close()
+                    raise IndexInterrupted(
+                        f"interrupted; the index is as it was, and {kept} embedded articles are kept in "
+                        f"{staging.path}: run the same command again to go on from there"
+                    ) from None
             else:
                 add = []
                 meta = {k: snapshot.manifest[k] for k in ("model", "dimension", "chunking")}
-            report.embedded = sum(len(ps) for _, ps, _ in add)
-            manifest = store.commit(snapshot, remove, add, loaded.roots, loaded.root_of, meta)
+            report.embedded = sum(len(ps) for _, ps, _ in add) - report.resumed
+            manifest = store.commit(
+                snapshot, remove, add, loaded.roots, loaded.root_of, meta, *_vector_settings(settings)
+            )
+            if todo or snapshot is None:
+                staging.close(clear=True)
         report.articles, report.passages = manifest["articles"], manifest["passages"]
     else:
         report.articles, report.passages = snapshot.manifest["articles"], snapshot.manifest["passages"]
+    ensure_query_encoder(store, settings.embedding.model, get_embedder)
     report.seconds = time.perf_counter() - start
     return report, wrote
 
 
-def remove_articles(store: Store, snapshot: Snapshot, article_ids: Sequence[str]) -> int:
+def ensure_query_encoder(store: Store, model: str, get_embedder: Callable[[], Embedder]) -> None:
+    """Export the model for questions into the index folder once, when the embedder can (see query_encoder.py)."""
+    if has_query_encoder(store.dir, model):
+        return
+    embedder = get_embedder()
+    export = getattr(embedder, "export_query_encoder", None)
+    if export is not None and embedder.name == model:
+        with store.writing():
+            export(store.dir)
+
+
+def _vector_settings(settings: Settings) -> tuple[int, int]:
+    return settings.index.exact_max_passages, settings.index.hnsw_neighbors
+
+
+def remove_articles(store: Store, snapshot: Snapshot, settings: Settings, article_ids: Sequence[str]) -> int:
     """Delete articles by id from the index; returns how many were there."""
     present = [a for a in article_ids if a in snapshot.articles]
     if present:
         meta = {k: snapshot.manifest[k] for k in ("model", "dimension", "chunking")}
         with store.writing():
-            store.commit(snapshot, present, [], [], {}, meta)
+            store.commit(snapshot, present, [], [], {}, meta, *_vector_settings(settings))
     return len(present)

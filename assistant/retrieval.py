@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .config import RETRIEVAL_METHODS, RetrievalSettings
-from .embedding import Embedder
-from .highlight import best_sentence, overlaps, shared_runs, word_count
+from .embedding import QueryEncoder
+from .highlight import Words, best_sentence, overlaps, shared_runs, shingles, words_of
 from .lexical import named_terms, terms
 from .store import Snapshot
 from .types import AssistantError, Citation, Hit
+from .vectors import is_exact, search_params
 
 FILTER_KEYS = ("article_id", "source", "published_from", "published_to")
+
+
+FILTERED_EXACT_MAX = 50_000  # filtered searches over at most this many passages score them all exactly
 
 
 def _as_set(value: Any) -> set[str]:
@@ -61,7 +65,7 @@ def scaled(x: np.ndarray, top: int) -> np.ndarray:
 
 
 def candidates(
-    snapshot: Snapshot, qvec: np.ndarray, question: str, n: int, allowed: np.ndarray | None
+    snapshot: Snapshot, qvec: np.ndarray, question: str, n: int, allowed: np.ndarray | None, ef_search: int = 128
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Passage ids from both retrievers (n from each), with their cosine and BM25 scores."""
     import faiss
@@ -71,18 +75,23 @@ def candidates(
     if total == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
     row_mask = None if allowed is None else np.isin(snapshot.row_article, allowed)
-    params = None
-    if row_mask is not None:
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(lex.ids[row_mask]))
     k = min(n, total)
-    _, ids = snapshot.vectors.search(qvec.reshape(1, -1), k, params=params)
-    dense_ids = ids[0][ids[0] >= 0]
+    if row_mask is not None and not is_exact(snapshot.vectors) and row_mask.sum() <= FILTERED_EXACT_MAX:
+        # A graph visits few of a small allowed set: score those passages exactly instead.
+        allowed_ids = lex.ids[row_mask]
+        sims = snapshot.vectors.reconstruct_batch(allowed_ids) @ qvec
+        dense_ids = allowed_ids[np.argsort(-sims)[:k]]
+    else:
+        selector = None if row_mask is None else faiss.IDSelectorBatch(lex.ids[row_mask])
+        _, ids = snapshot.vectors.search(
+            qvec.reshape(1, -1), k, params=search_params(snapshot.vectors, selector, ef_search)
+        )
+        dense_ids = ids[0][ids[0] >= 0]
     bm25 = lex.scores(question, None if row_mask is None else row_mask.astype(np.float32))
     top_rows = np.argpartition(-bm25, k - 1)[:k] if k < total else np.arange(total)
     top_rows = top_rows[bm25[top_rows] > 0]
     pids = np.unique(np.concatenate([dense_ids, lex.ids[top_rows]]))
-    vecs = np.vstack([snapshot.vectors.reconstruct(int(p)) for p in pids]) if len(pids) else np.zeros((0, len(qvec)))
-    dense = vecs @ qvec if len(pids) else np.zeros(0, np.float32)
+    dense = snapshot.vectors.reconstruct_batch(pids) @ qvec if len(pids) else np.zeros(0, np.float32)
     lexical = bm25[np.searchsorted(lex.ids, pids)]
     return pids, dense.astype(np.float32), lexical.astype(np.float32)
 
@@ -122,17 +131,30 @@ def _citation(snapshot: Snapshot, article_id: str, start: int, end: int) -> Cita
     return Citation(article_id, meta["title"], meta.get("source") or "", meta.get("path") or "", start, end)
 
 
-def collapse(hits: list[Hit], settings: RetrievalSettings) -> list[Hit]:
-    """Fold near-duplicate passages into the best-ranked one, which then cites every article."""
+def collapse(
+    hits: list[Hit], settings: RetrievalSettings, answer: Callable[[Hit], tuple[int, int] | None] | None = None
+) -> list[Hit]:
+    """Fold near-duplicate passages into the best-ranked one, which then cites every article.
+
+    `answer` gives a hit's answering sentence (default: its highlight); it is asked only of hits sharing text.
+    """
+    answer = answer or (lambda hit: hit.highlight)
+    size = settings.duplicate_min_words
     kept: list[Hit] = []
+    kept_words: list[tuple[Words, set[int]]] = []
     for h in hits:
+        words = words_of(h.text)
+        runs_of = shingles(words, size)
         for i, g in enumerate(kept):
-            runs = shared_runs(g.text, h.text, settings.duplicate_min_words)
+            g_words, g_runs = kept_words[i]
+            if runs_of.isdisjoint(g_runs):
+                continue  # no run of `size` words in common: not the same text
+            runs = shared_runs(g_words, words, size)
             if not runs:
                 continue
-            shorter = min(word_count(g.text), word_count(h.text))
+            shorter = min(len(g_words), len(words))
             same_text = sum(r[0] for r in runs) >= settings.duplicate_overlap * shorter
-            same_answer = any(overlaps(g.highlight, sg) and overlaps(h.highlight, sh) for _, sg, sh in runs)
+            same_answer = any(overlaps(answer(g), sg) and overlaps(answer(h), sh) for _, sg, sh in runs)
             if same_text or same_answer:
                 cited = {c.article_id for c in g.citations}
                 extra = tuple(c for c in h.citations if c.article_id not in cited)
@@ -140,19 +162,20 @@ def collapse(hits: list[Hit], settings: RetrievalSettings) -> list[Hit]:
                 break
         else:
             kept.append(h)
+            kept_words.append((words, runs_of))
     return kept
 
 
 def search(
     snapshot: Snapshot,
-    embedder: Embedder,
+    encoder: QueryEncoder,
     settings: RetrievalSettings,
     question: str,
     k: int = 10,
     filters: Mapping[str, Any] | None = None,
 ) -> list[Hit]:
     """The k best passages for a question, or [] when nothing clears the relevance floor."""
-    r = rank(snapshot, embedder, settings, question, settings.candidates, filters)
+    r = rank(snapshot, encoder, settings, question, settings.candidates, filters)
     n = min(len(r.ids), max(3 * k, 10))
     strength = evidence(snapshot, settings, r, n)
     order = np.flatnonzero(strength >= settings.min_score)
@@ -167,13 +190,19 @@ def search(
                 text=text,
                 score=float(r.fused[i]),
                 citations=(_citation(snapshot, article_id, start, end),),
-                highlight=best_sentence(r.query, text, snapshot.lexical.idf),
                 dense=float(r.dense[i]),
                 lexical=float(r.lexical[i]),
                 evidence=float(strength[i]),
             )
         )
-    return collapse(hits, settings)[:k]
+    spans: dict[int, tuple[int, int] | None] = {}
+
+    def answer(hit: Hit) -> tuple[int, int] | None:
+        if hit.passage_id not in spans:
+            spans[hit.passage_id] = best_sentence(r.query, hit.text, snapshot.lexical.idf)
+        return spans[hit.passage_id]
+
+    return [dataclasses.replace(h, highlight=answer(h)) for h in collapse(hits, settings, answer)[:k]]
 
 
 @dataclass(frozen=True)
@@ -189,7 +218,7 @@ class Ranking:
 
 def rank(
     snapshot: Snapshot,
-    embedder: Embedder,
+    encoder: QueryEncoder,
     settings: RetrievalSettings,
     question: str,
     depth: int,
@@ -205,8 +234,10 @@ def rank(
     allowed = allowed_articles(snapshot, filters)
     if allowed is not None and len(allowed) == 0:
         return Ranking(question, np.zeros(0, np.int64), empty, empty, empty)
-    qvec = embedder.encode([question])[0]
-    pids, dense, lexical = candidates(snapshot, qvec, question, max(depth, settings.candidates), allowed)
+    qvec = encoder.encode([question])[0]
+    pids, dense, lexical = candidates(
+        snapshot, qvec, question, max(depth, settings.candidates), allowed, settings.hnsw_ef_search
+    )
     top = settings.candidates
     if settings.method == "dense":
         fused = dense.astype(np.float64)

@@ -20,6 +20,8 @@ import numpy as np
 from .chunking import indexed_text
 from .lexical import LexicalIndex
 from .types import Article, AssistantError, Passage
+from .vectors import build_vector_index
+from .vectors import kind as vector_kind
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -219,8 +221,13 @@ class Store:
         roots: Sequence[str],
         root_of: dict[str, str],
         meta: dict[str, Any],
+        exact_max: int = 100_000,
+        neighbors: int = 32,
     ) -> dict[str, Any]:
-        """Write a new generation (base minus `remove` plus `add`) and switch to it atomically."""
+        """Write a new generation (base minus `remove` plus `add`) and switch to it atomically.
+
+        Vectors are searched exactly up to `exact_max` passages, by an HNSW graph of `neighbors` links above.
+        """
         import faiss
 
         numbers = [int(p.name[4:]) for p in self.dir.glob("gen-*") if p.name[4:].isdigit()]
@@ -238,13 +245,13 @@ class Store:
             else:
                 db.executescript(SCHEMA)
             with db:
-                self._apply(db, remove, add, roots, root_of)
+                removed = self._apply(db, remove, add, roots, root_of)
             ids, vecs, texts = self._all_passages(db, meta["dimension"], meta["chunking"].get("with_title", False))
         finally:
             db.close()
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(meta["dimension"]))
-        if len(ids):
-            index.add_with_ids(vecs, ids)
+        added = sum(len(passages) for _, passages, _ in add)
+        reuse = base.vectors if base is not None and removed == 0 else None
+        index = build_vector_index(vecs, ids, exact_max, neighbors, reuse, added)
         faiss.write_index(index, str(tmp / "vectors.faiss"))
         LexicalIndex.build(texts, ids).save(tmp / "bm25")
         for f in tmp.rglob("*"):
@@ -260,6 +267,7 @@ class Store:
             "format": FORMAT,
             "generation": name,
             **meta,
+            "vectors": vector_kind(index),
             "articles": n_articles,
             "passages": int(len(ids)),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -273,12 +281,14 @@ class Store:
     @staticmethod
     def _apply(
         db: sqlite3.Connection, remove: Sequence[str], add: Sequence[Any], roots: Sequence[str], root_of: dict[str, str]
-    ) -> None:
+    ) -> int:
+        """Delete the removed and replaced articles, insert the added ones; returns how many passages went."""
         gone = list(remove) + [a.id for a, _, _ in add]
+        removed = 0
         for i in range(0, len(gone), 500):
             part = gone[i : i + 500]
             marks = ",".join("?" * len(part))
-            db.execute(f"DELETE FROM passages WHERE article_id IN ({marks})", part)
+            removed += db.execute(f"DELETE FROM passages WHERE article_id IN ({marks})", part).rowcount
             db.execute(f"DELETE FROM articles WHERE id IN ({marks})", part)
         now = time.time()
         for art, passages, vectors in add:
@@ -306,6 +316,7 @@ class Store:
                 ],
             )
         db.executemany("INSERT OR IGNORE INTO roots VALUES (?)", [(r,) for r in roots])
+        return removed
 
     @staticmethod
     def _all_passages(db: sqlite3.Connection, dim: int, with_title: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:

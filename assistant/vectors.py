@@ -1,0 +1,63 @@
+"""The FAISS vector index: exact inner product up to `index.exact_max_passages` passages, HNSW graph above."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def build_vector_index(
+    vectors: np.ndarray, ids: np.ndarray, exact_max: int, neighbors: int, base: Any = None, new: int = 0
+) -> Any:
+    """An id-mapped FAISS index over unit vectors, exact or HNSW by count.
+
+    `base`: the previous generation's index when this one only adds passages, the last `new` rows; they are
+    added to a copy of it instead of building everything again (an HNSW graph of a million takes minutes).
+    """
+    import faiss
+
+    dim = vectors.shape[1]
+    want_exact = len(ids) <= exact_max
+    if base is not None and new < len(ids) and is_exact(base) == want_exact and base.ntotal == len(ids) - new:
+        index = faiss.clone_index(base)
+        if new:
+            index.add_with_ids(vectors[len(ids) - new :], ids[len(ids) - new :])
+        return index
+    if want_exact:
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    else:
+        graph = faiss.IndexHNSWFlat(dim, neighbors, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = max(40, 2 * neighbors)
+        index = faiss.IndexIDMap2(graph)
+    if len(ids):
+        index.add_with_ids(vectors, ids)
+    return index
+
+
+def is_exact(index: Any) -> bool:
+    """Whether an id-mapped index searches exactly (flat) rather than by graph."""
+    import faiss
+
+    return isinstance(faiss.downcast_index(index.index), faiss.IndexFlat)
+
+
+def kind(index: Any) -> str:
+    """'flat' or 'hnsw<M>', as the manifest records it."""
+    import faiss
+
+    inner = faiss.downcast_index(index.index)
+    return "flat" if isinstance(inner, faiss.IndexFlat) else f"hnsw{inner.hnsw.nb_neighbors(1)}"
+
+
+def search_params(index: Any, selector: Any, ef_search: int) -> Any:
+    """Search parameters: the id filter, and for a graph how many nodes to visit (recall against speed)."""
+    import faiss
+
+    if is_exact(index):
+        return faiss.SearchParameters(sel=selector) if selector is not None else None
+    params = faiss.SearchParametersHNSW()
+    params.efSearch = ef_search
+    if selector is not None:
+        params.sel = selector
+    return params
