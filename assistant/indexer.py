@@ -14,7 +14,6 @@ from .chunking import Chunker, indexed_text
 from .config import Settings
 from .documents import Problem, load_paths
 from .embedding import Embedder
-from .query_encoder import has_query_encoder
 from .staging import Staging
 from .store import Snapshot, Store, rebuild_hint
 from .types import Article, AssistantError, Passage
@@ -188,20 +187,8 @@ def update_index(
         report.articles, report.passages = manifest["articles"], manifest["passages"]
     else:
         report.articles, report.passages = snapshot.manifest["articles"], snapshot.manifest["passages"]
-    ensure_query_encoder(store, settings.embedding.model, get_embedder)
     report.seconds = time.perf_counter() - start
     return report, wrote
-
-
-def ensure_query_encoder(store: Store, model: str, get_embedder: Callable[[], Embedder]) -> None:
-    """Export the model for questions into the index folder once, when the embedder can (see query_encoder.py)."""
-    if has_query_encoder(store.dir, model):
-        return
-    embedder = get_embedder()
-    export = getattr(embedder, "export_query_encoder", None)
-    if export is not None and embedder.name == model:
-        with store.writing():
-            export(store.dir)
 
 
 def _vector_settings(settings: Settings) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .config import RETRIEVAL_METHODS, RetrievalSettings
-from .embedding import QueryEncoder
+from .embedding import Embedder
 from .highlight import Words, best_sentence, overlaps, shared_runs, shingles, words_of
 from .lexical import named_terms, terms
 from .store import Snapshot
@@ -168,7 +168,7 @@ def collapse(
 
 def search(
     snapshot: Snapshot,
-    encoder: QueryEncoder,
+    encoder: Embedder,
     settings: RetrievalSettings,
     question: str,
     k: int = 10,
@@ -218,7 +218,7 @@ class Ranking:
 
 def rank(
     snapshot: Snapshot,
-    encoder: QueryEncoder,
+    encoder: Embedder,
     settings: RetrievalSettings,
     question: str,
     depth: int,

@@ -89,16 +89,26 @@ def _cli(*args, **kw):
     )
 
 
-def test_questions_are_embedded_by_the_onnx_export_without_torch(real_index, real_assistant):
-    from assistant.query_encoder import OnnxQueryEncoder
+def test_onnx_export_embeds_like_the_model_and_the_query_path_needs_no_torch(real_index):
+    from assistant.embedding import SentenceTransformerEmbedder
+    from assistant.onnx_encoder import OnnxEncoder
 
-    assert (real_index / "query-encoder" / "model.onnx").exists()
+    assert (real_index / "encoder" / "model.onnx").exists()
     fresh = Assistant.load(index_dir=real_index)
-    assert isinstance(fresh.query_encoder, OnnxQueryEncoder)
-    questions = ["What did Zelensky say to Russians?", "Who fled to Georgia?", "omelette recipe", "x" * 3000]
-    exported = fresh.query_encoder.encode(questions)
-    model = real_assistant.embedder.encode(questions)
-    assert (exported * model).sum(axis=1).min() >= 0.999
+    assert isinstance(fresh.embedder, OnnxEncoder)
+    texts = ["What did Zelensky say to Russians?", "Who fled to Georgia?", "omelette", "x " * 3000]
+    texts += [fresh.article_text("003_84ced491e06fab4c.txt")[i : i + 700] for i in range(0, 7000, 700)]
+    model = SentenceTransformerEmbedder()
+    assert (fresh.embedder.encode(texts) * model.encode(texts)).sum(axis=1).min() >= 0.999
+    assert fresh.embedder.fits(texts) == model.fits(texts)
+    code = (
+        "import sys; from assistant.cli import main; "
+        f"rc = main(['ask', 'What did Zelensky say to Russians?', '--index-dir', {str(real_index)!r}]); "
+        "print('heavy:', sorted(m for m in ('torch', 'sentence_transformers', 'gradio') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "complicit" in out.stdout and "heavy: []" in out.stdout
     code = (
         "import sys; from assistant.cli import main; "
         f"rc = main(['ask', 'What did Zelensky say to Russians?', '--index-dir', {str(real_index)!r}]); "

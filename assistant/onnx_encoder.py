@@ -1,4 +1,4 @@
-"""The query encoder: the embedding model exported once to ONNX, so a question is embedded without torch."""
+"""The embedding model exported once to ONNX: questions and passages embedded by onnxruntime, without torch."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-FOLDER = "query-encoder"  # inside the index folder, beside the generations
+FOLDER = "encoder"  # inside the index folder, beside the generations
 MIN_COSINE = 0.999  # an export whose vectors differ more than this from the model's own is not used
 PROBES = (
     "What did Zelensky say to Russians?",
@@ -22,10 +22,10 @@ PROBES = (
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-class OnnxQueryEncoder:
+class OnnxEncoder:
     """A sentence-transformers model (transformer, mean or CLS pooling, unit length) run by onnxruntime."""
 
-    def __init__(self, folder: Path, threads: int = 0) -> None:
+    def __init__(self, folder: Path, batch_size: int = 32) -> None:
         """Load `model.onnx`, `tokenizer.json` and `encoder.json` from an exported folder."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -36,11 +36,14 @@ class OnnxQueryEncoder:
         self.max_length = int(self.info["max_length"])
         self.inputs = list(self.info["inputs"])
         self.pad_id = int(self.info["pad_id"])
+        self.batch_size = batch_size
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.enable_truncation(self.max_length)
         self.tokenizer.no_padding()
+        self.counter = Tokenizer.from_file(str(folder / "tokenizer.json"))  # untruncated, for fits()
+        self.counter.no_padding()
+        self.counter.no_truncation()
+        self.tokenizer.enable_truncation(self.max_length)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         # Threads that spin between questions would take the cores the rest of the search needs.
@@ -49,22 +52,30 @@ class OnnxQueryEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 vectors for the texts, shape [len(texts), dimension]."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            return out
         encodings = self.tokenizer.encode_batch(list(texts))
-        width = max(len(e.ids) for e in encodings)
-        arrays = {name: np.zeros((len(encodings), width), dtype=np.int64) for name in _INPUTS}
-        for row, e in enumerate(encodings):
-            n = len(e.ids)
-            arrays["input_ids"][row, :n] = e.ids
-            arrays["attention_mask"][row, :n] = e.attention_mask
-            arrays["token_type_ids"][row, :n] = e.type_ids
-        arrays["input_ids"][arrays["attention_mask"] == 0] = self.pad_id
-        out = self.session.run(None, {name: arrays[name] for name in self.inputs})[0]
-        return np.ascontiguousarray(out, dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # similar lengths pad little
+        for at in range(0, len(order), self.batch_size):
+            rows = order[at : at + self.batch_size]
+            width = max(len(encodings[i].ids) for i in rows)
+            arrays = {name: np.zeros((len(rows), width), dtype=np.int64) for name in _INPUTS}
+            arrays["input_ids"][:] = self.pad_id
+            for row, i in enumerate(rows):
+                e = encodings[i]
+                arrays["input_ids"][row, : len(e.ids)] = e.ids
+                arrays["attention_mask"][row, : len(e.ids)] = e.attention_mask
+                arrays["token_type_ids"][row, : len(e.ids)] = e.type_ids
+            out[rows] = self.session.run(None, {name: arrays[name] for name in self.inputs})[0]
+        return out
+
+    def fits(self, texts: Sequence[str]) -> list[bool]:
+        """Whether each text is within the model's word-piece limit, special tokens included."""
+        return [len(e.ids) <= self.max_length for e in self.counter.encode_batch(list(texts))]
 
 
-def has_query_encoder(index_dir: Path, model: str) -> bool:
+def has_onnx_encoder(index_dir: Path, model: str) -> bool:
     """Whether the index folder holds an exported encoder for this model."""
     try:
         info = json.loads((index_dir / FOLDER / "encoder.json").read_text(encoding="utf-8"))
@@ -73,13 +84,13 @@ def has_query_encoder(index_dir: Path, model: str) -> bool:
     return isinstance(info, dict) and info.get("model") == model
 
 
-def load_query_encoder(index_dir: Path, model: str) -> OnnxQueryEncoder | None:
+def load_onnx_encoder(index_dir: Path, model: str, batch_size: int = 32) -> OnnxEncoder | None:
     """The exported encoder of an index, if there is one for this model and onnxruntime can run it."""
-    if not has_query_encoder(index_dir, model):
+    if not has_onnx_encoder(index_dir, model):
         return None
     try:
-        return OnnxQueryEncoder(index_dir / FOLDER)
-    except Exception:  # missing, half-written or unreadable: the caller falls back to the model itself
+        return OnnxEncoder(index_dir / FOLDER, batch_size)
+    except Exception:  # half-written or unreadable: the caller falls back to the model itself
         return None
 
 
@@ -96,8 +107,8 @@ def _pooling(model: Any) -> tuple[Any, str] | None:
     return (modules[0], mode) if mode in ("mean", "cls") else None
 
 
-def export_query_encoder(model: Any, name: str, index_dir: Path) -> float | None:
-    """Export a loaded SentenceTransformer for queries; the lowest probe cosine, or None if not exported."""
+def export_onnx_encoder(model: Any, name: str, index_dir: Path) -> float | None:
+    """Export a loaded SentenceTransformer into the index folder; the lowest probe cosine, or None if not exported."""
     import torch
 
     found = _pooling(model)
@@ -127,6 +138,7 @@ def export_query_encoder(model: Any, name: str, index_dir: Path) -> float | None
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
+        reference = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True)
         axes = {k: {0: "batch", 1: "tokens"} for k in inputs}
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -141,7 +153,6 @@ def export_query_encoder(model: Any, name: str, index_dir: Path) -> float | None
                 dynamo=False,
             )
         tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
-        reference = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True)
         info = {
             "model": name,
             "dimension": int(reference.shape[1]),
@@ -151,18 +162,18 @@ def export_query_encoder(model: Any, name: str, index_dir: Path) -> float | None
             "pad_id": int(tokenizer.pad_token_id or 0),
         }
         (tmp / "encoder.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-        exported = OnnxQueryEncoder(tmp).encode(PROBES)
-        cosine = float(np.min(np.sum(exported * reference, axis=1)))
+        cosine = float(np.min(np.sum(OnnxEncoder(tmp).encode(PROBES) * reference, axis=1)))
         if cosine < MIN_COSINE:
             return None
         info["min_probe_cosine"] = cosine
         (tmp / "encoder.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-        final = index_dir / FOLDER
-        old = index_dir / f".{FOLDER}.{os.getpid()}.old"
+        final, old = index_dir / FOLDER, index_dir / f".{FOLDER}.{os.getpid()}.old"
         if final.exists():
             os.rename(final, old)
         os.rename(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
         return cosine
+    except Exception:  # an architecture the exporter cannot take, a read-only folder: use the model itself
+        return None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
