@@ -95,15 +95,15 @@ class SentenceTransformerEmbedder:
 def load_embedder(
     model: str, device: str = "cpu", batch_size: int = 32, offline: bool = True, index_dir: Path | None = None
 ) -> Embedder:
-    """The embedder for a configured model: on the CPU its ONNX export in `index_dir` (made now if missing and
-    the model allows it), which loads in a fraction of a second and embeds faster; else sentence-transformers."""
-    from .onnx_encoder import export_onnx_encoder, load_onnx_encoder
+    """The embedder for a configured model: on the CPU its ONNX export in `index_dir` (made now, in a separate
+    process, if missing and the model allows it), which loads in a fraction of a second, embeds faster and keeps
+    torch out of this process; else sentence-transformers."""
+    from .onnx_encoder import export_in_child, load_onnx_encoder
 
     if device == "cpu" and index_dir is not None:
         exported = load_onnx_encoder(index_dir, model, batch_size)
+        if exported is None and export_in_child(model, index_dir, offline):
+            exported = load_onnx_encoder(index_dir, model, batch_size)
         if exported is not None:
             return exported
-    embedder = SentenceTransformerEmbedder(model, device=device, batch_size=batch_size, offline=offline)
-    if device == "cpu" and index_dir is not None and export_onnx_encoder(embedder.model, model, index_dir):
-        return load_onnx_encoder(index_dir, model, batch_size) or embedder
-    return embedder
+    return SentenceTransformerEmbedder(model, device=device, batch_size=batch_size, offline=offline)

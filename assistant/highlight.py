@@ -64,24 +64,20 @@ def best_sentence(question: str, text: str, idf: Callable[[str], float]) -> tupl
     return best
 
 
-Words = list[tuple[str, int, int]]  # lower-cased word, start and end character
+def plain_words(text: str) -> list[str]:
+    """The lower-cased words of a text, without their spans (quick, for `shingles`)."""
+    return _WORD.findall(text.lower())
 
 
-def words_of(text: str) -> Words:
-    """The words of a text with their character spans, as duplicate detection compares them."""
-    return [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(text)]
-
-
-def shingles(words: Words, size: int) -> set[int]:
+def shingles(words: list[str], size: int) -> set[int]:
     """Hashes of every run of `size` consecutive words: texts sharing none share no such run."""
-    plain = [w for w, _, _ in words]
-    return {hash(tuple(plain[i : i + size])) for i in range(len(plain) - size + 1)}
+    return {hash(tuple(words[i : i + size])) for i in range(len(words) - size + 1)}
 
 
-def shared_runs(a: str | Words, b: str | Words, min_words: int) -> list[tuple[int, tuple[int, int], tuple[int, int]]]:
+def shared_runs(a: str, b: str, min_words: int) -> list[tuple[int, tuple[int, int], tuple[int, int]]]:
     """Runs of at least `min_words` identical words (case-insensitive) in two texts, with their spans."""
-    wa = words_of(a) if isinstance(a, str) else a
-    wb = words_of(b) if isinstance(b, str) else b
+    wa = [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(a)]
+    wb = [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(b)]
     sm = difflib.SequenceMatcher(None, [w for w, _, _ in wa], [w for w, _, _ in wb], autojunk=False)
     return [
         (m.size, (wa[m.a][1], wa[m.a + m.size - 1][2]), (wb[m.b][1], wb[m.b + m.size - 1][2]))

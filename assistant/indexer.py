@@ -99,8 +99,10 @@ def _embed(
     pending = [(a, ps) for a, ps in chunked if a.id not in vectors]
     resumed = sum(len(v) for v in vectors.values())
     buffer: list[tuple[Article, list[Passage]]] = []
+    buffered = 0
 
     def flush(bar: tqdm) -> None:
+        nonlocal buffered
         texts = [indexed_text(a.title, p.text, chunker.with_title) for a, ps in buffer for p in ps]
         out, at = embedder.encode(texts), 0
         for a, ps in buffer:
@@ -109,12 +111,14 @@ def _embed(
         staging.keep([(a, vectors[a.id]) for a, _ in buffer])
         bar.update(len(texts))
         buffer.clear()
+        buffered = 0
 
     total = sum(len(ps) for _, ps in pending)
     with tqdm(total=total, unit="passage", desc="embedding", disable=not progress, dynamic_ncols=True) as bar:
         for a, ps in pending:
             buffer.append((a, ps))
-            if sum(len(x) for _, x in buffer) >= batch * 4:
+            buffered += len(ps)
+            if buffered >= batch * 4:
                 flush(bar)
         if buffer:
             flush(bar)
@@ -183,7 +187,8 @@ def update_index(
                 snapshot, remove, add, loaded.roots, loaded.root_of, meta, *_vector_settings(settings)
             )
             if todo or snapshot is None:
-                staging.close(clear=True)
+                staging.forget([a.id for a, _, _ in add])
+                staging.close()
         report.articles, report.passages = manifest["articles"], manifest["passages"]
     else:
         report.articles, report.passages = snapshot.manifest["articles"], snapshot.manifest["passages"]

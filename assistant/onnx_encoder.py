@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -177,3 +179,30 @@ def export_onnx_encoder(model: Any, name: str, index_dir: Path) -> float | None:
         return None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_in_child(model: str, index_dir: Path, offline: bool = True) -> bool:
+    """Export the model in a child process (torch and its memory stay there); whether an encoder was made."""
+    cmd = [sys.executable, "-m", "assistant.onnx_encoder", model, str(index_dir), "--offline" if offline else "--hub"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return done.returncode == 0 and has_onnx_encoder(index_dir, model)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m assistant.onnx_encoder MODEL INDEX_DIR [--offline|--hub]`: export; exit 0 when done."""
+    from .embedding import SentenceTransformerEmbedder
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    offline = "--hub" not in args
+    model, index_dir = [a for a in args if not a.startswith("--")][:2]
+    embedder = SentenceTransformerEmbedder(model, offline=offline)
+    cosine = export_onnx_encoder(embedder.model, model, Path(index_dir))
+    if cosine is None:
+        print(f"{model}: not exported (unsupported architecture, or vectors differ)", file=sys.stderr)
+        return 1
+    print(f"{model}: exported to {Path(index_dir) / FOLDER} (lowest probe cosine {cosine:.7f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,11 +11,11 @@ import numpy as np
 
 from .config import RETRIEVAL_METHODS, RetrievalSettings
 from .embedding import Embedder
-from .highlight import Words, best_sentence, overlaps, shared_runs, shingles, words_of
+from .highlight import best_sentence, overlaps, plain_words, shared_runs, shingles
 from .lexical import named_terms, terms
 from .store import Snapshot
 from .types import AssistantError, Citation, Hit
-from .vectors import is_exact, search_params
+from .vectors import search_params
 
 FILTER_KEYS = ("article_id", "source", "published_from", "published_to")
 
@@ -76,11 +76,17 @@ def candidates(
         return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
     row_mask = None if allowed is None else np.isin(snapshot.row_article, allowed)
     k = min(n, total)
-    if row_mask is not None and not is_exact(snapshot.vectors) and row_mask.sum() <= FILTERED_EXACT_MAX:
+    sims = None
+    if snapshot.flat is not None:  # exact: every passage scored, rows aligned with the BM25 rows
+        sims = snapshot.flat @ qvec
+        if row_mask is not None:
+            sims = np.where(row_mask, sims, -np.inf)
+        rows = np.argpartition(-sims, k - 1)[:k] if k < total else np.arange(total)
+        dense_ids = lex.ids[rows[np.isfinite(sims[rows])]]
+    elif row_mask is not None and row_mask.sum() <= FILTERED_EXACT_MAX:
         # A graph visits few of a small allowed set: score those passages exactly instead.
         allowed_ids = lex.ids[row_mask]
-        sims = snapshot.vectors.reconstruct_batch(allowed_ids) @ qvec
-        dense_ids = allowed_ids[np.argsort(-sims)[:k]]
+        dense_ids = allowed_ids[np.argsort(-(snapshot.vectors.reconstruct_batch(allowed_ids) @ qvec))[:k]]
     else:
         selector = None if row_mask is None else faiss.IDSelectorBatch(lex.ids[row_mask])
         _, ids = snapshot.vectors.search(
@@ -91,8 +97,12 @@ def candidates(
     top_rows = np.argpartition(-bm25, k - 1)[:k] if k < total else np.arange(total)
     top_rows = top_rows[bm25[top_rows] > 0]
     pids = np.unique(np.concatenate([dense_ids, lex.ids[top_rows]]))
-    dense = snapshot.vectors.reconstruct_batch(pids) @ qvec if len(pids) else np.zeros(0, np.float32)
-    lexical = bm25[np.searchsorted(lex.ids, pids)]
+    at = np.searchsorted(lex.ids, pids)
+    if sims is not None:
+        dense = sims[at]
+    else:
+        dense = snapshot.vectors.reconstruct_batch(pids) @ qvec if len(pids) else np.zeros(0, np.float32)
+    lexical = bm25[at]
     return pids, dense.astype(np.float32), lexical.astype(np.float32)
 
 
@@ -108,12 +118,15 @@ def coverage(snapshot: Snapshot, question: str, ids: np.ndarray) -> tuple[np.nda
             continue
         have = np.zeros(len(ids))
         total = 0.0
+        holds = np.zeros(len(snapshot.article_ids), dtype=bool)
         for t in group:
             rows = lex.rows_with(t)
             weight = lex.idf(t) if len(rows) else lex.max_idf
             total += weight
             if len(rows):
-                have += weight * np.isin(arts, snapshot.row_article[rows])
+                holds[:] = False
+                holds[snapshot.row_article[rows]] = True
+                have += weight * holds[arts]
         out.append(have / total)
     return out[0], out[1]
 
@@ -141,18 +154,18 @@ def collapse(
     answer = answer or (lambda hit: hit.highlight)
     size = settings.duplicate_min_words
     kept: list[Hit] = []
-    kept_words: list[tuple[Words, set[int]]] = []
+    kept_words: list[tuple[int, set[int]]] = []
     for h in hits:
-        words = words_of(h.text)
+        words = plain_words(h.text)
         runs_of = shingles(words, size)
         for i, g in enumerate(kept):
-            g_words, g_runs = kept_words[i]
+            g_count, g_runs = kept_words[i]
             if runs_of.isdisjoint(g_runs):
                 continue  # no run of `size` words in common: not the same text
-            runs = shared_runs(g_words, words, size)
+            runs = shared_runs(g.text, h.text, size)
             if not runs:
                 continue
-            shorter = min(len(g_words), len(words))
+            shorter = min(g_count, len(words))
             same_text = sum(r[0] for r in runs) >= settings.duplicate_overlap * shorter
             same_answer = any(overlaps(answer(g), sg) and overlaps(answer(h), sh) for _, sg, sh in runs)
             if same_text or same_answer:
@@ -162,7 +175,7 @@ def collapse(
                 break
         else:
             kept.append(h)
-            kept_words.append((words, runs_of))
+            kept_words.append((len(words), runs_of))
     return kept
 
 

@@ -54,13 +54,19 @@ class Staging:
                 ],
             )
 
+    def forget(self, article_ids: Sequence[str]) -> None:
+        """Drop articles that are now in the index."""
+        with self.db:
+            self.db.executemany("DELETE FROM staged WHERE article_id = ?", [(a,) for a in article_ids])
+
     def count(self) -> int:
         """How many articles are staged."""
         return int(self.db.execute("SELECT count(*) FROM staged").fetchone()[0])
 
-    def close(self, clear: bool = False) -> None:
-        """Close the file; `clear` deletes it (after the index that used it was committed)."""
+    def close(self) -> None:
+        """Close the file, and delete it when nothing is staged any more."""
+        empty = self.count() == 0
         self.db.close()
-        if clear:
+        if empty:
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)

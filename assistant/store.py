@@ -20,7 +20,7 @@ import numpy as np
 from .chunking import indexed_text
 from .lexical import LexicalIndex
 from .types import Article, AssistantError, Passage
-from .vectors import build_vector_index
+from .vectors import build_vector_index, flat_matrix
 from .vectors import kind as vector_kind
 
 FORMAT = 1
@@ -73,6 +73,7 @@ class Snapshot:
     row_article: np.ndarray  # article index (into article_ids) of each lexical row
     article_ids: list[str]
     lock: threading.Lock
+    flat: np.ndarray | None = None  # an exact index's vectors, row i = lexical row i (see vectors.flat_matrix)
 
     @property
     def generation_dir(self) -> Path:
@@ -200,7 +201,21 @@ class Store:
         row_article = np.array([position[a] for _, a in pid_art], dtype=np.int64)
         if not np.array_equal(lexical.ids, np.array([p for p, _ in pid_art], dtype=np.int64)):
             raise AssistantError(f"BM25 index in {gen} does not match the passages; rebuild with: {hint}")
-        return Snapshot(self.dir, manifest, db, vectors, lexical, articles, row_article, article_ids, threading.Lock())
+        flat = flat_matrix(vectors)
+        if flat is not None and not np.array_equal(flat[1], lexical.ids):
+            raise AssistantError(f"vector file in {gen} does not match the passages; rebuild with: {hint}")
+        return Snapshot(
+            self.dir,
+            manifest,
+            db,
+            vectors,
+            lexical,
+            articles,
+            row_article,
+            article_ids,
+            threading.Lock(),
+            None if flat is None else flat[0],
+        )
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:

@@ -42,6 +42,19 @@ def is_exact(index: Any) -> bool:
     return isinstance(faiss.downcast_index(index.index), faiss.IndexFlat)
 
 
+def flat_matrix(index: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """The vectors of an exact index as a numpy matrix (a view, no copy) and their ids; None for a graph.
+
+    One question against them is a matrix-vector product, about twice as fast here as faiss's own search."""
+    import faiss
+
+    inner = faiss.downcast_index(index.index)
+    if not isinstance(inner, faiss.IndexFlat) or index.ntotal == 0:
+        return None
+    matrix = faiss.rev_swig_ptr(inner.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+    return matrix, faiss.vector_to_array(index.id_map)
+
+
 def kind(index: Any) -> str:
     """'flat' or 'hnsw<M>', as the manifest records it."""
     import faiss

@@ -208,6 +208,47 @@ def test_kill_9_mid_build_leaves_previous_index_loadable(tmp_path, real_index):
     assert len(list(index.glob("gen-*"))) == 1 and not list(index.glob(".building-*"))
 
 
+def _staged(path):
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.1) as db:
+            return db.execute("SELECT count(*) FROM staged").fetchone()[0]
+    except sqlite3.Error:  # not created yet, or being written
+        return 0
+
+
+def test_ctrl_c_keeps_what_was_embedded_and_the_same_command_resumes(tmp_path, real_index):
+    index = tmp_path / "index"
+    shutil.copytree(real_index, index)
+    before = _state(index)
+    corpus = tmp_path / "more"
+    _bbc_sample(corpus, 120)
+    err_file = tmp_path / "stderr.txt"
+    with open(err_file, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "assistant", "index", str(corpus), "--index-dir", str(index)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        deadline = time.time() + 300
+        while _staged(index / "staging.sqlite") == 0 and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    message = err_file.read_text()
+    assert proc.returncode == 130, message
+    assert "run the same command again" in message and "staging.sqlite" in message
+    assert _state(index)[:2] == before[:2]  # the index is as it was
+    out = _cli("index", str(corpus), "--index-dir", str(index), "--json", "--quiet")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["new"] == 120 and report["resumed"] > 0
+    assert report["embedded"] + report["resumed"] == report["passages"] - before[1]
+    assert not (index / "staging.sqlite").exists()
+
+
 def _scifact_sample(dest, n_queries=20, n_other=120):
     """A small BEIR folder cut from SciFact: n test queries, their relevant docs and n_other other docs."""
     src = SHARED / "benchmarks" / "scifact"

@@ -1,0 +1,1 @@
+"""Speed benchmarks comparing the assistant's indexer/search with peer systems."""
