@@ -31,12 +31,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("index", parents=[common], help="add or update articles from files and folders")
+    s = sub.add_parser(
+        "index",
+        parents=[common],
+        help="add or update articles from files and folders",
+        description="Add or update articles; only new and changed ones are embedded, with a progress bar. "
+        "Ctrl-C leaves the index as it was and keeps what was embedded: the same command resumes from there.",
+    )
     s.add_argument(
         "paths",
         nargs="*",
         metavar="PATH",
-        help=".txt .md .html .jsonl .json files or folders (default: the folders already in the index)",
+        help=".txt .md .html .jsonl .json .sgm files or folders (default: the folders already in the index)",
     )
     s.add_argument("--prune", action="store_true", help="delete indexed articles whose files are gone from PATH")
     s.add_argument("--rebuild", action="store_true", help="build a fresh index from PATH (old one kept until done)")
