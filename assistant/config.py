@@ -64,7 +64,7 @@ class RetrievalSettings:
     names_weight: float = 0.25
     duplicate_min_words: int = 8
     duplicate_overlap: float = 0.6
-    hnsw_ef_search: int = 128
+    hnsw_ef_search: int = 512
 
 
 @dataclass(frozen=True)

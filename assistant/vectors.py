@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+EF_CONSTRUCTION = 200  # candidates kept while linking each new vector: a better graph for a slower build
+
 
 def build_vector_index(
     vectors: np.ndarray, ids: np.ndarray, exact_max: int, neighbors: int, base: Any = None, new: int = 0
@@ -28,7 +30,7 @@ def build_vector_index(
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
     else:
         graph = faiss.IndexHNSWFlat(dim, neighbors, faiss.METRIC_INNER_PRODUCT)
-        graph.hnsw.efConstruction = max(40, 2 * neighbors)
+        graph.hnsw.efConstruction = EF_CONSTRUCTION
         index = faiss.IndexIDMap2(graph)
     if len(ids):
         index.add_with_ids(vectors, ids)
