@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Callable
 
@@ -35,9 +36,15 @@ def _answer_pattern(question: str) -> re.Pattern[str] | None:
     return None
 
 
-def _holds_answer(pattern: re.Pattern[str] | None, asked: set[str], sentence: str) -> bool:
+def _holds_answer(pattern: re.Pattern[str] | None, asked: frozenset[str], sentence: str) -> bool:
     """Whether the sentence holds a number or name (as the question asks) that is not one of the question's words."""
     return pattern is not None and any(m.group(0).lower() not in asked for m in pattern.finditer(sentence))
+
+
+@functools.lru_cache(maxsize=256)
+def _read_question(question: str) -> tuple[frozenset[str], re.Pattern[str] | None, frozenset[str]]:
+    """What best_sentence needs of a question, read once for all the passages of a search."""
+    return frozenset(terms(question)), _answer_pattern(question), frozenset(w.lower() for w in _WORD.findall(question))
 
 
 def best_sentence(question: str, text: str, idf: Callable[[str], float]) -> tuple[int, int] | None:
@@ -46,12 +53,10 @@ def best_sentence(question: str, text: str, idf: Callable[[str], float]) -> tupl
     A sentence scores by the share of the question's weight (IDF) its words carry, plus ANSWER_TYPE_WEIGHT
     when it holds what the question asks for: a number for "how much"/"when", a name for "who"/"which".
     """
-    wanted = set(terms(question))
+    wanted, pattern, asked = _read_question(question)
     total = sum(idf(t) for t in wanted)
     if total <= 0:
         return None
-    pattern = _answer_pattern(question)
-    asked = {w.lower() for w in _WORD.findall(question)}
     best, best_score = None, 0.0
     for start, end in sentence_spans(text):
         present = wanted & set(terms(text[start:end]))

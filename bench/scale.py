@@ -120,7 +120,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("index_dirs", nargs="+", help="indexes whose passage vectors seed the run")
     p.add_argument("--sizes", default="10000,100000,300000,1000000")
-    p.add_argument("--ef", default="64,128,256,512", help="HNSW efSearch values to try")
+    p.add_argument("--ef", default="128,256,512", help="HNSW efSearch values to try")
     p.add_argument("--flat-max", type=int, default=1_000_000, help="largest size also searched exactly (flat)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
