@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 
 from .chunking import sentence_spans
-from .lexical import terms
+from .lexical import stems, terms, words
 
 _WORD = re.compile(r"\w+")
 # Questions asking for an amount or a time, and those asking for a person, team or organisation.
@@ -57,9 +57,12 @@ def best_sentence(question: str, text: str, idf: Callable[[str], float]) -> tupl
     total = sum(idf(t) for t in wanted)
     if total <= 0:
         return None
+    stem_of = {w: t for w, t in stems(text).items() if t in wanted}  # the passage's words, stemmed once
+    if not stem_of:
+        return None
     best, best_score = None, 0.0
     for start, end in sentence_spans(text):
-        present = wanted & set(terms(text[start:end]))
+        present = {stem_of[w] for w in words(text[start:end]) if w in stem_of}
         if not present:
             continue
         bonus = ANSWER_TYPE_WEIGHT if _holds_answer(pattern, asked, text[start:end]) else 0.0
@@ -74,9 +77,9 @@ def plain_words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def shingles(words: list[str], size: int) -> set[int]:
-    """Hashes of every run of `size` consecutive words: texts sharing none share no such run."""
-    return {hash(tuple(words[i : i + size])) for i in range(len(words) - size + 1)}
+def shingles(words: list[str], size: int) -> set[tuple[str, ...]]:
+    """Every run of `size` consecutive words: texts sharing none share no such run."""
+    return set(zip(*(words[i:] for i in range(size)), strict=False))
 
 
 def shared_runs(a: str, b: str, min_words: int) -> list[tuple[int, tuple[int, int], tuple[int, int]]]:

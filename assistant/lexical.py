@@ -34,6 +34,18 @@ def terms(text: str) -> list[str]:
     return _stemmer().stemWords(words) if words else []
 
 
+def stems(text: str) -> dict[str, str]:
+    """Each distinct lower-cased, non-stop word of a text with its stem (`terms` gives the stems alone)."""
+    stop = _stopwords()
+    words = list({w for w in _WORD.findall(text.lower()) if w not in stop})
+    return dict(zip(words, _stemmer().stemWords(words), strict=True)) if words else {}
+
+
+def words(text: str) -> list[str]:
+    """The lower-cased words `terms` reads, before stop words and stemming."""
+    return _WORD.findall(text.lower())
+
+
 def named_terms(question: str) -> set[str]:
     """Stemmed terms of the question's names and numbers: words after the first that are capitalised or hold a digit."""
     words = _NAME_WORD.findall(question)

@@ -144,6 +144,23 @@ def _citation(snapshot: Snapshot, article_id: str, start: int, end: int) -> Cita
     return Citation(article_id, meta["title"], meta.get("source") or "", meta.get("path") or "", start, end)
 
 
+def _shared_runs(g: Hit, h: Hit, size: int) -> list[tuple[int, tuple[int, int], tuple[int, int]]]:
+    """Runs of at least `size` words two hits share, with their spans in each (see `shared_runs`).
+
+    Neighbouring passages of one article share the sentences they overlap by: that run is read off their
+    spans, without comparing the texts word by word.
+    """
+    a, b = g.citations[0], h.citations[0]
+    if a.article_id == b.article_id:
+        lo, hi = max(a.char_start, b.char_start), min(a.char_end, b.char_end)
+        if lo < hi:
+            n = len(plain_words(g.text[lo - a.char_start : hi - a.char_start]))
+            if n < size:
+                return []
+            return [(n, (lo - a.char_start, hi - a.char_start), (lo - b.char_start, hi - b.char_start))]
+    return shared_runs(g.text, h.text, size)
+
+
 def collapse(
     hits: list[Hit], settings: RetrievalSettings, answer: Callable[[Hit], tuple[int, int] | None] | None = None
 ) -> list[Hit]:
@@ -154,7 +171,7 @@ def collapse(
     answer = answer or (lambda hit: hit.highlight)
     size = settings.duplicate_min_words
     kept: list[Hit] = []
-    kept_words: list[tuple[int, set[int]]] = []
+    kept_words: list[tuple[int, set[tuple[str, ...]]]] = []
     for h in hits:
         words = plain_words(h.text)
         runs_of = shingles(words, size)
@@ -162,7 +179,7 @@ def collapse(
             g_count, g_runs = kept_words[i]
             if runs_of.isdisjoint(g_runs):
                 continue  # no run of `size` words in common: not the same text
-            runs = shared_runs(g.text, h.text, size)
+            runs = _shared_runs(g, h, size)
             if not runs:
                 continue
             shorter = min(g_count, len(words))
