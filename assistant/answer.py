@@ -9,12 +9,13 @@ from .types import Answer, Citation, Hit
 NOTHING_FOUND = "Nothing in the indexed articles answers this question."
 
 
-def build_answer(question: str, hits: Sequence[Hit], query: str = "") -> Answer:
-    """An answer from ranked hits; no hits means a plain 'nothing found'. `query` is what was searched."""
+def build_answer(question: str, hits: Sequence[Hit], query: str = "", index: str = "") -> Answer:
+    """An answer from ranked hits; no hits means a plain 'nothing found'. `query` is what was searched,
+    `index` the generation searched."""
     query = "" if query == question else query
     if not hits:
-        return Answer(question=question, found=False, passages=(), message=NOTHING_FOUND, query=query)
-    return Answer(question=question, found=True, passages=tuple(hits), message="", query=query)
+        return Answer(question=question, found=False, passages=(), message=NOTHING_FOUND, query=query, index=index)
+    return Answer(question=question, found=True, passages=tuple(hits), message="", query=query, index=index)
 
 
 def cite(c: Citation) -> str:

@@ -4,22 +4,29 @@
 import base64
 import os
 import secrets
-from typing import Any
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, File, HTTPException, UploadFile
 from pydantic import BaseModel, Field
 
 from . import __version__
 from .app import CSS, HEAD, MAX_K, build_app
-from .core import Assistant
+from .core import MAX_QUESTION_CHARS, Assistant
 from .documents import MB
 from .types import AssistantError
+from .uploads import add_uploads, safe_name
+
+MAX_REQUEST_MB = 4  # the largest request body outside uploads (a question, a chat turn with its history)
+UPLOAD_PATHS = ("/api/articles", "/gradio_api/upload")
 
 
 class SearchRequest(BaseModel):
     """The body of `POST /api/search`."""
 
-    question: str = Field(min_length=1, max_length=2000, description="the question, in plain English")
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="the question, in plain English")
     k: int = Field(5, ge=1, le=MAX_K, description="how many passages")
     filters: dict[str, str | list[str]] | None = Field(
         None, description="article_id, source (string or list), published_from, published_to"
@@ -61,6 +68,36 @@ class RequireLogin:
         await send({"type": "http.response.body", "body": b"login required"})
 
 
+class LimitBody:
+    """ASGI middleware: a request body over its limit is refused (413) before it is read into memory."""
+
+    def __init__(self, app: Any, upload_bytes: int, other_bytes: int = MAX_REQUEST_MB * MB) -> None:
+        """Wrap `app`; uploads may carry `upload_bytes`, any other request `other_bytes`."""
+        self.app = app
+        self.upload_bytes = upload_bytes
+        self.other_bytes = other_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        """Refuse a declared oversize body at once; cut off an undeclared one when it passes the limit."""
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.upload_bytes if scope.get("path", "").startswith(UPLOAD_PATHS) else self.other_bytes
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            body = f"request body over the {limit / MB:g} MB limit".encode()
+            await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"text/plain")]})
+            return await send({"type": "http.response.body", "body": body})
+        seen = 0
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            return {"type": "http.disconnect"} if seen > limit else message
+
+        return await self.app(scope, limited, send)
+
+
 def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp: bool = True) -> Any:
     """An ASGI app serving the chat, the JSON API and (with `mcp`) the MCP tool, over one `Assistant`."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home, ever
@@ -76,6 +113,30 @@ def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp
         except AssistantError as e:
             raise HTTPException(400, str(e)) from None
 
+    @app.post("/api/articles")
+    def api_articles(
+        files: Annotated[list[UploadFile], File(description="article files: .txt .md .html .json .jsonl .sgm")],
+    ) -> dict[str, Any]:
+        """Add articles: each file is checked for type and size, kept in <index>/uploads/ and indexed at once.
+
+        Answers which files were accepted, which refused and why, and the index report; 400 when none was accepted.
+        """
+        server = assistant.settings.server
+        max_bytes = int(server.upload_max_mb * MB)
+        with tempfile.TemporaryDirectory(prefix="assistant-upload-") as tmp:
+            paths, names = [], []
+            for i, f in enumerate(files[: server.upload_max_files + 1]):  # one more than allowed: refused whole
+                name = safe_name(f.filename or "")
+                dest = Path(tmp) / f"{i}{Path(name).suffix}"
+                with open(dest, "wb") as out:  # at most one byte over the limit, so that it is refused by size
+                    shutil.copyfileobj(_Capped(f.file, max_bytes + 1), out)
+                paths.append(dest)
+                names.append(name)
+            result = add_uploads(assistant, paths, server.upload_max_mb, server.upload_max_files, names)
+        if not result.accepted:
+            raise HTTPException(400, result.message())
+        return result.to_dict()
+
     demo = build_app(assistant)
     app = gr.mount_gradio_app(
         app,
@@ -87,7 +148,24 @@ def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp
         head=HEAD,
         max_file_size=int(assistant.settings.server.upload_max_mb * MB),  # Gradio refuses bigger files first
     )
+    server = assistant.settings.server
+    app = LimitBody(app, int(server.upload_max_mb * server.upload_max_files * MB) + MB)
     return RequireLogin(app, *auth) if auth else app
+
+
+class _Capped:
+    """A file-like reader that stops after `limit` bytes."""
+
+    def __init__(self, raw: Any, limit: int) -> None:
+        self.raw, self.left = raw, limit
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to n bytes, never past the limit."""
+        if self.left <= 0:
+            return b""
+        data = self.raw.read(self.left if n < 0 else min(n, self.left))
+        self.left -= len(data)
+        return data
 
 
 def serve(assistant: Assistant) -> None:

@@ -6,7 +6,6 @@ import html
 import json
 import re
 import textwrap
-import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote
@@ -154,8 +153,6 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
 
     from .uploads import add_uploads
 
-    writing = threading.Lock()  # one upload indexed at a time; searches go on meanwhile
-
     def filter_choices() -> tuple[Any, Any, Any, Any]:
         arts = assistant.articles()
         sources = sorted({a.get("source") or "" for a in arts} - {""})
@@ -204,8 +201,8 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
     def upload(files: list[str] | None) -> tuple[Any, ...]:
         if not files:
             return (gr.update(), *filter_choices(), None)
-        with writing:
-            result = add_uploads(assistant, files, assistant.settings.server.upload_max_mb)
+        server = assistant.settings.server
+        result = add_uploads(assistant, files, server.upload_max_mb, server.upload_max_files)
         return (html.escape(result.message()).replace("\n", "<br>"), *filter_choices(), None)
 
     def search(question: str, k: int = 5, history: list[str] | None = None) -> str:
@@ -278,5 +275,7 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
         chat.clear(lambda: [], None, asked, api_visibility="private")
         files.upload(upload, files, [upload_status, *choices, files], api_visibility="private")
         demo.load(filter_choices, None, choices, api_visibility="private")
-        gr.api(search, api_name="search", queue=False)  # unqueued: MCP calls it in-process, login or not
+        # Unqueued (MCP calls it in-process, login or not) and unlimited: gradio_client reaches it through the
+        # queue, where the default of one call at a time made 32 clients wait 0.7 s each; searches are thread-safe.
+        gr.api(search, api_name="search", queue=False, concurrency_limit=None)
     return demo

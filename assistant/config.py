@@ -76,6 +76,7 @@ class ServerSettings:
     auth: str = ""
     mcp: bool = True
     upload_max_mb: float = 10.0
+    upload_max_files: int = 20
 
 
 @dataclass(frozen=True)

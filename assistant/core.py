@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,20 @@ from .retrieval import rank, rank_articles, search
 from .store import Snapshot, Store
 from .types import Answer, AssistantError, Hit
 
+MAX_QUESTION_CHARS = 2000  # longer input is refused with a message, not searched
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+
+def check_question(question: object, what: str = "the question") -> str:
+    """The question if it is text a person could have typed, else a one-line error saying what is wrong."""
+    if not isinstance(question, str):
+        raise AssistantError(f"{what} must be text, got {type(question).__name__}")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise AssistantError(f"{what} is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}")
+    if _CONTROL.search(question):
+        raise AssistantError(f"{what} holds control characters (binary data?); send plain text")
+    return question
+
 
 class Assistant:
     """Question answering with cited passages over an index of news articles."""
@@ -25,6 +40,7 @@ class Assistant:
         self.store = Store(self.settings.index.dir)
         self._embedder = embedder
         self._snapshot: Snapshot | None = None
+        self._stamp: tuple[int, int] | None = None
 
     @classmethod
     def load(
@@ -52,7 +68,10 @@ class Assistant:
 
     @property
     def snapshot(self) -> Snapshot:
-        """The loaded index; a missing one says how to build it."""
+        """The loaded index, reloaded when another process has switched it; a missing one says how to build it."""
+        stamp = self.store.stamp()
+        if stamp != self._stamp:
+            self._snapshot = None  # `assistant index` ran beside a server: serve the new generation from now on
         if self._snapshot is None:
             snap = self.store.open()
             try:
@@ -60,7 +79,7 @@ class Assistant:
             except AssistantError:
                 snap.close()
                 raise
-            self._snapshot = snap
+            self._snapshot, self._stamp = snap, stamp
         return self._snapshot
 
     def reload(self) -> None:
@@ -113,14 +132,19 @@ class Assistant:
         history: Sequence[str] = (),
     ) -> Answer:
         """An answer: the passages with citations, or 'nothing found'; `history` = earlier questions, oldest first."""
-        query, hits = self._retrieve(question, k, filters, history)
-        return build_answer(question, hits, query)
+        query, hits, generation = self._retrieve(question, k, filters, history)
+        return build_answer(question, hits, query, generation)
 
     def _retrieve(
         self, question: str, k: int, filters: Mapping[str, Any] | None, history: Sequence[str]
-    ) -> tuple[str, list[Hit]]:
+    ) -> tuple[str, list[Hit], str]:
+        check_question(question)
+        for i, earlier in enumerate(history):
+            check_question(earlier, f"history item {i + 1}")
         query = contextualize(question, history)
-        return query, search(self.snapshot, self.embedder, self.settings.retrieval, query, k, filters)
+        snap = self.snapshot  # one generation for the whole search, whatever a writer does meanwhile
+        hits = search(snap, self.embedder, self.settings.retrieval, query, k, filters)
+        return query, hits, snap.manifest["generation"]
 
     def rank_articles(self, question: str, k: int = 100) -> list[tuple[str, float]]:
         """The k articles that best match a question (each by its best passage), with scores; no floor."""

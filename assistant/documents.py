@@ -6,6 +6,7 @@ import html
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -52,11 +53,33 @@ class SkipFile(Exception):
     """Raised inside a reader: this file (or record) cannot be used, for the given reason."""
 
 
+def _utf16_without_bom(head: bytes) -> str | None:
+    """'utf-16-le' or 'utf-16-be' when NUL bytes sit at nearly every odd (or even) position, as in text."""
+    pairs = len(head) // 2
+    if pairs < 8:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if odd.count(0) >= 0.9 * pairs and even.count(0) == 0:
+        return "utf-16-le"
+    if even.count(0) >= 0.9 * pairs and odd.count(0) == 0:
+        return "utf-16-be"
+    return None
+
+
 def decode_bytes(raw: bytes) -> tuple[str, str]:
-    """Decode file bytes: UTF-8 (BOM or not), UTF-16 with a BOM, else Windows-1252, else Latin-1."""
+    """Decode file bytes: UTF-8 (BOM or not), UTF-16 (BOM or not), else Windows-1252, else Latin-1."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16"), "utf-16"
+        try:
+            return raw.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as e:
+            raise SkipFile(f"invalid UTF-16 at byte {e.start}") from None
     if b"\x00" in raw[:8192]:
+        codec = _utf16_without_bom(raw[:8192])
+        if codec:
+            try:
+                return raw.decode(codec), "utf-16"
+            except UnicodeDecodeError:
+                pass
         raise SkipFile("binary file (contains NUL bytes)")
     try:
         return raw.decode("utf-8-sig"), "utf-8"
@@ -101,12 +124,14 @@ def _read_html(text: str) -> dict[str, Any]:
 
         try:
             tree = lxml_html.fromstring(text)
-        except Exception as e:  # lxml raises several types for broken markup
-            raise SkipFile(f"HTML could not be parsed: {e}") from None
-        for bad in tree.xpath("//script|//style|//noscript"):
-            bad.drop_tree()
-        body = tree.text_content()
-        title = (tree.findtext(".//title") or "").strip()
+            for bad in tree.xpath("//script|//style|//noscript"):
+                bad.drop_tree()
+            body = tree.text_content()
+            title = (tree.findtext(".//title") or "").strip()
+        except Exception:  # lxml raises several types for broken markup
+            body = title = ""
+        if not body.strip():  # nesting deeper than the parsers go (libxml2 stops at 256 levels): strip tags
+            return _strip_markup(text)
         return {"title": title, "text": body}
     return {
         "title": doc.title or "",
@@ -115,6 +140,20 @@ def _read_html(text: str) -> dict[str, Any]:
         "source": doc.sitename or "",
         "published": doc.date or "",
     }
+
+
+_INVISIBLE = re.compile(r"<!--.*?-->|<(script|style|noscript|template)\b[^>]*>.*?</\1\s*>", re.S | re.I)
+_BLOCK_TAG = re.compile(r"</?(?:p|div|br|h[1-6]|li|tr|td|th|article|section|blockquote|pre|hr)\b[^>]*>", re.I)
+_ANY_TAG = re.compile(r"<[^>]*>")
+
+
+def _strip_markup(text: str) -> dict[str, str]:
+    """Title and text of HTML without a parser: hidden parts dropped, block tags as line breaks, others removed."""
+    title_m = re.search(r"<title\b[^>]*>(.*?)</title\s*>", text, re.S | re.I)
+    body = _INVISIBLE.sub(" ", text)
+    body = _ANY_TAG.sub("", _BLOCK_TAG.sub("\n", body))
+    title = html.unescape(_ANY_TAG.sub("", title_m.group(1))).strip() if title_m else ""
+    return {"title": title, "text": html.unescape(body)}
 
 
 def _record_fields(obj: Any, where: str) -> dict[str, str]:
@@ -151,6 +190,22 @@ def _make_article(fields: dict[str, str], default_id: str, path: str) -> Article
     )
 
 
+def _read_bounded(path: Path, max_bytes: int) -> bytes:
+    """A regular file's bytes, refused (before reading it) when empty or over `max_bytes`."""
+    if not stat.S_ISREG(path.stat().st_mode):  # opening a pipe would wait for a writer
+        raise SkipFile("not a regular file (a pipe, socket or device)")
+    with open(path, "rb") as f:  # open first: an unreadable file is named as such whatever its size
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise SkipFile("empty file")
+        if size > max_bytes:
+            raise SkipFile(f"file is {size / MB:.1f} MB, over the {max_bytes / MB:.0f} MB limit (ingest.max_file_mb)")
+        raw = f.read(max_bytes + 1)  # a file growing while read stays bounded too
+    if len(raw) > max_bytes:
+        raise SkipFile(f"file grew past the {max_bytes / MB:.0f} MB limit while being read (ingest.max_file_mb)")
+    return raw
+
+
 def read_file(path: Path, article_id: str, max_bytes: int, loaded: Loaded) -> None:
     """Read one file into `loaded`: its articles, or why it (or a record in it) was skipped."""
     shown = str(path)
@@ -158,12 +213,7 @@ def read_file(path: Path, article_id: str, max_bytes: int, loaded: Loaded) -> No
     try:
         if suffix not in SUPPORTED:
             raise SkipFile(f"unsupported file type '{suffix or path.name}'")
-        size = path.stat().st_size
-        if size == 0:
-            raise SkipFile("empty file")
-        if size > max_bytes:
-            raise SkipFile(f"file is {size / MB:.1f} MB, over the {max_bytes / MB:.0f} MB limit (ingest.max_file_mb)")
-        raw = path.read_bytes()
+        raw = _read_bounded(path, max_bytes)
         text, encoding = decode_bytes(raw)
         if encoding not in ("utf-8", "utf-16"):
             loaded.warnings.append(Problem(shown, f"not UTF-8; read as {encoding}"))
@@ -187,6 +237,8 @@ def read_file(path: Path, article_id: str, max_bytes: int, loaded: Loaded) -> No
         loaded.skipped.append(Problem(shown, str(e)))
     except OSError as e:
         loaded.skipped.append(Problem(shown, f"cannot be read: {e.strerror or e}"))
+    except Exception as e:  # a reader's own failure (a parser's recursion limit, ...) skips this file only
+        loaded.skipped.append(Problem(shown, f"could not be read ({type(e).__name__}: {str(e)[:200]})"))
 
 
 def _read_json_records(text: str, suffix: str, file_id: str, shown: str, loaded: Loaded) -> None:
@@ -346,7 +398,7 @@ def load_paths(paths: Iterable[str | Path], max_file_mb: float = 50.0) -> Loaded
     """Read files and folders into articles. Ids are paths relative to the folder given."""
     loaded = Loaded()
     max_bytes = int(max_file_mb * MB)
-    ids: set[str] = set()
+    first_from: dict[str, str] = {}  # article id -> the file it was first read from
     for given in paths:
         root = Path(given)
         if not root.exists():
@@ -360,10 +412,13 @@ def load_paths(paths: Iterable[str | Path], max_file_mb: float = 50.0) -> Loaded
             fresh = loaded.articles[before:]
             keep = []
             for art in fresh:
-                if art.id in ids:
-                    loaded.skipped.append(Problem(str(path), f"duplicate article id '{art.id}'"))
+                if art.id in first_from:
+                    first = Path(first_from[art.id]).name
+                    loaded.skipped.append(
+                        Problem(str(path), f"duplicate article id '{art.id}' (first read from {first})")
+                    )
                     continue
-                ids.add(art.id)
+                first_from[art.id] = str(path)
                 loaded.root_of[art.id] = loaded.roots[-1]
                 keep.append(art)
             loaded.articles[before:] = keep

@@ -130,6 +130,14 @@ class Store:
         """Whether an index (complete or damaged) is there."""
         return (self.dir / MANIFEST).exists() or any(self.dir.glob("gen-*"))
 
+    def stamp(self) -> tuple[int, int] | None:
+        """Identity of the current manifest file (inode, mtime): it changes whenever a writer switches generations."""
+        try:
+            st = os.stat(self.dir / MANIFEST)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
     def manifest(self) -> dict[str, Any]:
         """The manifest, or a one-line error saying what is wrong with it."""
         path = self.dir / MANIFEST

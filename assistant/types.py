@@ -79,6 +79,7 @@ class Answer:
     passages: tuple[Hit, ...] = field(default_factory=tuple)
     message: str = ""
     query: str = ""  # what was searched: the question made standalone from the conversation; "" = the question
+    index: str = ""  # the index generation that answered (every passage comes from this one)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by `ask --json`, the HTTP API and the MCP tool."""
@@ -104,6 +105,7 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
         "found": answer.found,
         "message": answer.message,
         "passages": [hit_to_dict(h, i + 1) for i, h in enumerate(answer.passages)],
+        "index": answer.index,
     }
 
 
@@ -127,6 +129,7 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
         passages=tuple(hits),
         message=data.get("message", ""),
         query=data.get("query", ""),
+        index=data.get("index", ""),
     )
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .core import Assistant
 from .documents import MB, SUPPORTED, Problem, load_paths
@@ -36,17 +39,40 @@ class UploadResult:
         lines += [f"Refused {p.path}: {p.reason}" for p in self.refused]
         return "\n".join(lines) or "No files given."
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for `POST /api/articles`: accepted names, refused files with reasons, the index report."""
+        return {
+            "accepted": self.accepted,
+            "refused": [{"file": p.path, "reason": p.reason} for p in self.refused],
+            "report": self.report.to_dict() if self.report is not None else None,
+            "message": self.message(),
+        }
 
-def add_uploads(assistant: Assistant, files: Sequence[str | Path], max_mb: float) -> UploadResult:
-    """Keep the acceptable files in <index>/uploads/ and index that folder (only new or changed ones are embedded)."""
+
+_WRITING = threading.Lock()  # one upload indexed at a time per process; searches go on meanwhile
+
+
+def add_uploads(
+    assistant: Assistant, files: Sequence[str | Path], max_mb: float, max_files: int, names: Sequence[str] = ()
+) -> UploadResult:
+    """Keep the acceptable files in <index>/uploads/ and index that folder (only new or changed ones are embedded).
+
+    `names` are the names the files were uploaded under (default: their own); only the last part of a name
+    is kept, so no upload is written outside the uploads folder.
+    """
     result = UploadResult()
+    if len(files) > max_files:
+        result.refused.append(Problem(f"{len(files)} files", f"one upload takes at most {max_files} files"))
+        return result
     folder = Path(assistant.settings.index.dir) / UPLOAD_FOLDER
     kinds = " ".join(sorted(SUPPORTED))
-    for f in files:
+    keep: list[tuple[Path, str]] = []
+    for n, f in enumerate(files):
         path = Path(f)
-        name = path.name
-        if path.suffix.lower() not in SUPPORTED:
-            result.refused.append(Problem(name, f"type '{path.suffix or name}' is not accepted; use {kinds}"))
+        name = safe_name(names[n] if n < len(names) else path.name)
+        suffix = Path(name).suffix.lower()
+        if suffix not in SUPPORTED:
+            result.refused.append(Problem(name, f"type '{suffix or name}' is not accepted; use {kinds}"))
             continue
         size = path.stat().st_size
         if size > max_mb * MB:
@@ -57,9 +83,19 @@ def add_uploads(assistant: Assistant, files: Sequence[str | Path], max_mb: float
             reasons = "; ".join(p.reason for p in readable.skipped) or "no article found in it"
             result.refused.append(Problem(name, reasons))
             continue
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, folder / name)
         result.accepted.append(name)
-    if result.accepted:
-        result.report = assistant.add([folder])
+        keep.append((path, name))
+    if keep:
+        with _WRITING:
+            folder.mkdir(parents=True, exist_ok=True)
+            for path, name in keep:
+                shutil.copyfile(path, folder / name)
+            result.report = assistant.add([folder])
     return result
+
+
+def safe_name(name: str) -> str:
+    """An uploaded file's name reduced to its last part, without folders or control characters."""
+    base = re.split(r"[\\/]", name)[-1]
+    base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip()
+    return "upload" + Path(base).suffix if base in ("", ".", "..") or base.startswith(".") else base

@@ -69,7 +69,7 @@ def test_uploads_checked_kept_and_indexed(fake_assistant, tmp_path):
     big.write_text("Big\n\n" + "word " * 300_000)
     binary = tmp_path / "blob.txt"
     binary.write_bytes(bytes(range(256)) * 8)
-    result = add_uploads(fake_assistant, [good, pdf, big, binary], max_mb=1)
+    result = add_uploads(fake_assistant, [good, pdf, big, binary], max_mb=1, max_files=5)
     assert result.accepted == ["ferry.txt"]
     reasons = {p.path: p.reason for p in result.refused}
     assert "not accepted" in reasons["report.pdf"] and "upload limit" in reasons["big.md"]
@@ -81,5 +81,5 @@ def test_uploads_checked_kept_and_indexed(fake_assistant, tmp_path):
     assert hits and hits[0].citations[0].article_id == "ferry.txt"
     msg = result.message()
     assert "Indexed ferry.txt" in msg and "Refused report.pdf" in msg and "Refused big.md" in msg
-    again = add_uploads(fake_assistant, [good], max_mb=1)  # the same file again embeds nothing
+    again = add_uploads(fake_assistant, [good], max_mb=1, max_files=5)  # the same file again embeds nothing
     assert again.report.embedded == 0 and again.report.unchanged >= 1

@@ -1,7 +1,9 @@
 """The chat in a real browser: Debian's chromium driven by Playwright, against a real `assistant serve`."""
 
+import json
 import shutil
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,11 @@ The harbour council of Port Ellery voted on Tuesday to pay for a new electric fe
 Residents can read the plan at <a href="javascript:window.__pwned = 3">the council site</a> before the vote.
 
 <script>alert("pwned")</script> The electric ferry will carry 300 passengers and start sailing in 2027.
+"""
+EVIL_NAME = '<img src=x onerror="window.__pwned=4">keeper.txt'
+NAMED = """Lighthouse keeper <svg onload="window.__pwned=5"> retires
+
+The last lighthouse keeper of Port Ellery retired on Friday after 41 years at the lamp.
 """
 
 
@@ -42,6 +49,23 @@ def page(real_index, tmp_path_factory):
         page.wait_for_selector("#question textarea", timeout=60_000)
         yield page
         browser.close()
+
+
+def _upload(url, name, data):
+    boundary = "hostile-upload-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            f"Content-Type: text/plain\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    req = urllib.request.Request(
+        url + "/api/articles", data=body, headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
+    with urllib.request.urlopen(req, timeout=300) as r:
+        return json.loads(r.read())
 
 
 def _ask(page, question):
@@ -103,6 +127,10 @@ def test_uploaded_hostile_article_is_indexed_and_stays_inert(page, tmp_path):
         "document.querySelector('#upload-status')?.innerText.includes('Indexed')", timeout=120_000, polling=500
     )
     assert "evil-ferry.txt" in page.locator("#upload-status").inner_text()
+    # The browser's upload cleans file names; the HTTP API (like a folder on disk) keeps them as they are, so the
+    # name itself is the attack here: it shows in the citation and the article view.
+    report = _upload(page.url.split("#")[0].rstrip("/"), EVIL_NAME, NAMED.encode())
+    assert report["accepted"] == [EVIL_NAME]
 
     reply = _ask(page, "How many passengers will the electric ferry carry?")
     assert "300 passengers" in reply.inner_text()
@@ -113,8 +141,25 @@ def test_uploaded_hostile_article_is_indexed_and_stays_inert(page, tmp_path):
     assert "<script>window.__pwned = 1</script>" in view and 'href="javascript:' in view
     _shot(page, "hostile-article")
 
+    reply = _ask(page, "How many years did the lighthouse keeper of Port Ellery work?")
+    assert "41 years" in reply.inner_text() and EVIL_NAME in reply.inner_text()  # the name shown as text
+    reply.locator("a[href^='#cite:']").first.click()
+    page.wait_for_function(
+        "document.querySelector('#article-view')?.innerText.includes('lighthouse')", timeout=30_000, polling=200
+    )
+    assert EVIL_NAME in page.locator("#article-view").inner_text()
+    _shot(page, "hostile-file-name")
+
     assert page.evaluate("window.__pwned") is None and page.dialogs == []
-    for selector in ("#chat script", "#article-view script", "img[src='x']", "a[href^='javascript:']", "[onerror]"):
+    hostile = (
+        "#chat script",
+        "#article-view script",
+        "img[src='x']",
+        "a[href^='javascript:']",
+        "[onerror]",
+        "svg[onload]",
+    )
+    for selector in hostile:
         assert page.locator(selector).count() == 0, selector
 
 

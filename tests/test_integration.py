@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -225,8 +226,11 @@ def test_ctrl_c_keeps_what_was_embedded_and_the_same_command_resumes(tmp_path, r
             stderr=err,
         )
         deadline = time.time() + 300
-        while _staged(index / "staging.sqlite") == 0 and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.1)
+        while proc.poll() is None and time.time() < deadline:  # until the first batch is embedded and staged
+            if re.search(r"\| *[1-9]\d*/\d+ \[", err_file.read_text()) or _staged(index / "staging.sqlite"):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the build finished before it could be interrupted"
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
     message = err_file.read_text()

@@ -117,7 +117,8 @@ def test_login_guards_every_route(real_index, tmp_path):
     shutil.copytree(real_index, index)
     login = {"authorization": "Basic " + base64.b64encode(b"editor:s3cret").decode()}
     with running_server(index, "--auth", "editor:s3cret") as url:
-        for path in ("/", "/config", "/gradio_api/info", "/openapi.json", "/docs", "/gradio_api/mcp/"):
+        paths = ("/", "/config", "/gradio_api/info", "/openapi.json", "/docs", "/gradio_api/mcp/", "/api/articles")
+        for path in (*paths, "/gradio_api/upload", "/gradio_api/file=/etc/hostname", "/gradio_api/queue/join"):
             with pytest.raises(urllib.error.HTTPError) as e:
                 urllib.request.urlopen(url + path, timeout=30)
             assert e.value.code == 401, path

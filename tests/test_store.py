@@ -156,3 +156,15 @@ def test_large_index_uses_a_graph_that_finds_the_exact_top(tmp_path, seeds_copy)
     graph.add([extra])
     assert graph.snapshot.manifest["vectors"] == "hnsw32"
     assert graph.search("record apple harvest in Kent")[0].citations[0].article_id == "new.txt"
+
+
+def test_a_reader_picks_up_a_generation_written_by_another_process(fake_assistant, tmp_path):
+    reader = Assistant(fake_assistant.settings, embedder=HashEmbedder())  # e.g. a server, beside `assistant index`
+    first = reader.ask("Zelensky").index
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "ferry.txt").write_text("Ferry strike\n\nThe island ferry crews walked out on Monday over pay.")
+    fake_assistant.add([extra])
+    answer = reader.ask("ferry crews walked out")
+    assert answer.index != first and answer.index == fake_assistant.snapshot.manifest["generation"]
+    assert any(c.article_id == "ferry.txt" for h in answer.passages for c in h.citations)

@@ -1,0 +1,527 @@
+"""Reliability and security, tried for real: bad input, SIGKILL mid-build, damaged index files, many clients
+with an upload in between, hostile requests. docs/RELIABILITY.md records what each test tried and measured."""
+
+import json
+import os
+import random
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from assistant import Assistant
+from assistant.documents import load_paths
+
+from .conftest import ROOT, SEEDS, SHARED, running_server
+
+pytestmark = pytest.mark.integration
+QUESTION = "What did Zelensky say to Russians?"
+PEAK_RSS = (
+    "import sys\nfrom assistant.cli import main\nrc = main(sys.argv[1:])\n"
+    "hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM'))\n"
+    "print('peak-rss-kib', hwm.split()[1], file=sys.stderr)\nsys.exit(rc)\n"
+)
+
+
+def _cli(*args, timeout=600):
+    cmd = [sys.executable, "-m", "assistant", *map(str, args)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _empty_index_with_encoder(real_index, dest):
+    """A new index folder holding only the exported encoder, so that a build does not export it again."""
+    dest.mkdir(parents=True)
+    shutil.copytree(real_index / "encoder", dest / "encoder")
+    return dest
+
+
+def _bbc_sample(dest, n, section="business"):
+    src = SHARED / "corpora" / "bbc-news" / "bbc" / section
+    if not src.is_dir():
+        pytest.skip(f"{src} is not there (../shared beside the clone)")
+    dest.mkdir(parents=True)
+    for f in sorted(src.glob("*.txt"))[:n]:
+        shutil.copy(f, dest / f"bbc-{section}-{f.name}")
+
+
+# 1. Bad input ---------------------------------------------------------------------------------------------
+
+
+def _bad_corpus(d):
+    """Seeds plus every kind of bad file the issue names; returns (good ids, {file: reason fragment})."""
+    shutil.copytree(SEEDS, d)
+    sport = SHARED / "corpora" / "bbc-news" / "bbc" / "sport" / "199.txt"  # a raw Latin-1 pound sign
+    if not sport.exists():
+        pytest.skip(f"{sport} is not there (../shared beside the clone)")
+    shutil.copy(sport, d / "bbc-sport-199.txt")
+    (d / "zero.txt").write_bytes(b"")
+    (d / "binary.txt").write_bytes(b"\x7fELF\x02\x01\x01\x00" + random.Random(1).randbytes(4000))
+    (d / "utf16.txt").write_text("Tide tables\n\nThe spring tide at Port Ellery reached 6.1 metres.", encoding="utf-16")
+    (d / "utf16-nobom.txt").write_bytes(
+        "Ferry timetable\n\nThe winter timetable starts on 3 November.".encode("utf-16-le")
+    )
+    sentence = b"The archive holds one very long article that goes on and on about the same harbour. "
+    with open(d / "huge.txt", "wb") as f:  # 50 MiB in one article
+        f.write(b"One enormous article\n\n")
+        f.write(sentence * (50 * 2**20 // len(sentence)))
+    (d / "malformed.html").write_text(
+        "<html><head><title>Library opens<body><p>The mayor opened the new library on Monday <b>despite <i>the"
+        " rain</p></div></span><table><tr><td>Visitors queued for an hour to borrow the first books.<<>>&&"
+    )
+    nest = 100_000
+    (d / "deep.html").write_text(
+        "<html><body>" + "<div>" * nest + "<p>The harbour museum reopens in May after a flood closed it.</p>"
+        "" + "</div>" * nest + "</body></html>"
+    )
+    records = [
+        '{"id": "rec-1", "title": "Council budget", "text": "The council agreed a budget of 4 million pounds."}',
+        '{"id": "rec-2", "title": "No text here"}',
+        '{"id": "rec-3", "title": ["not", "a", "string"], "text": "Typed wrong."}',
+        '{"id": "rec-4", "title": "Broken", "text": "cut off',
+        '{"id": "rec-1", "title": "Again", "text": "The same id as the first record."}',
+    ]
+    (d / "records.jsonl").write_text("\n".join(records) + "\n")
+    (d / "wire-2.jsonl").write_text('{"id": "rec-1", "text": "A third article with that id."}\n')
+    os.symlink(".", d / "loop")  # a folder that contains itself
+    os.symlink("self.txt", d / "self.txt")  # a link to itself
+    unreadable = d / "unreadable.txt"
+    if os.geteuid() == 0 and Path("/proc/sys/vm/drop_caches").exists():
+        os.symlink("/proc/sys/vm/drop_caches", unreadable)  # root reads any mode bits; this file refuses even root
+    else:
+        unreadable.write_text("Secret\n\nNobody may read this.")
+        unreadable.chmod(0)
+    os.mkfifo(d / "pipe.txt")  # opening it would wait forever for a writer
+    (d / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
+    good = {p.name for p in SEEDS.iterdir()}
+    good |= {"bbc-sport-199.txt", "utf16.txt", "utf16-nobom.txt", "malformed.html", "deep.html", "rec-1"}
+    bad = {
+        "zero.txt": "empty file",
+        "binary.txt": "binary file",
+        "huge.txt": "over the 50 MB limit (ingest.max_file_mb)",
+        "records.jsonl: line 2": "missing field 'text'",
+        "records.jsonl: line 3": "field 'title' must be a string, got list",
+        "records.jsonl: line 4": "invalid JSON",
+        "records.jsonl: duplicate": "article id 'rec-1'",
+        "wire-2.jsonl: duplicate": "article id 'rec-1' (first read from records.jsonl)",
+        "self.txt": "cannot be read: Too many levels of symbolic links",
+        "unreadable.txt": "cannot be read: Permission denied",
+        "pipe.txt": "not a regular file",
+        "photo.jpg": "unsupported file type '.jpg'",
+    }
+    return good, bad
+
+
+def test_bad_files_are_named_good_ones_indexed_and_memory_stays_bounded(tmp_path, real_index):
+    corpus = tmp_path / "corpus"
+    good, bad = _bad_corpus(corpus)
+    index = _empty_index_with_encoder(real_index, tmp_path / "index")
+    cmd = [sys.executable, "-c", PEAK_RSS, "index", str(corpus), "--index-dir", str(index), "--quiet"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 3, out.stderr  # done, and some inputs were skipped
+    skipped = [line for line in out.stderr.splitlines() if line.startswith("skipped: ")]
+    for where, reason in bad.items():
+        name, _, detail = where.partition(": ")
+        prefix = f"skipped: {corpus / name}: {detail}"
+        assert any(line.startswith(prefix) and reason in line for line in skipped), (where, skipped)
+    assert len(skipped) == len(bad), skipped
+    assert any("bbc-sport-199.txt: not UTF-8" in line for line in out.stderr.splitlines())
+    peak_mib = int(out.stderr.split("peak-rss-kib ")[1].split()[0]) / 1024
+    print(f"bad-input folder: {len(good)} indexed, {len(skipped)} skipped, peak RSS {peak_mib:.0f} MiB")
+    assert peak_mib < 1024  # the 50 MiB file is never read
+
+    a = Assistant.load(index_dir=index)
+    assert {x["id"] for x in a.articles()} == good
+    assert "£" in a.article_text("bbc-sport-199.txt")
+    assert a.article_text("utf16-nobom.txt") == "The winter timetable starts on 3 November."
+    museum = a.ask("When does the harbour museum reopen?", k=3)
+    assert museum.found and museum.passages[0].citations[0].article_id == "deep.html"
+
+
+def test_an_oversized_file_is_refused_without_being_read(tmp_path):
+    big = tmp_path / "huge.txt"
+    with open(big, "wb") as f:
+        f.truncate(50 * 2**20)  # 50 MiB (sparse: the test itself stays small)
+    tracemalloc.start()
+    loaded = load_paths([big], max_file_mb=50)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert not loaded.articles and "over the 50 MB limit" in loaded.skipped[0].reason
+    assert peak < 1_000_000  # bytes allocated while refusing it: none of the file
+
+
+# 2. Crash safety ------------------------------------------------------------------------------------------
+
+
+def _content(index_dir):
+    """What an index holds, loaded the way every command loads it: articles with hashes, passages with text."""
+    a = Assistant.load(index_dir=index_dir)
+    snap = a.snapshot
+    with snap.lock:
+        passages = snap.db.execute(
+            "SELECT article_id, char_start, char_end, text FROM passages ORDER BY article_id, char_start"
+        ).fetchall()
+    return sorted(snap.article_shas().items()), passages, a
+
+
+def test_sigkill_at_random_moments_leaves_the_old_or_the_new_index(tmp_path, real_index):
+    base = tmp_path / "base"
+    shutil.copytree(real_index, base)
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEEDS, corpus)
+    edited = sorted(corpus.iterdir())[0]
+    edited.write_text(edited.read_text() + "\n\nA closing paragraph added later about the harbour ferry.\n")
+    _bbc_sample(corpus / "bbc", 40)
+    ref = tmp_path / "ref"
+    shutil.copytree(base, ref)
+    started = time.perf_counter()
+    out = _cli("index", corpus, "--index-dir", ref, "--quiet")
+    full = time.perf_counter() - started
+    assert out.returncode == 0, out.stderr
+    before, after = _content(base)[:2], _content(ref)[:2]
+    assert before != after
+
+    index = tmp_path / "index"
+    shutil.copytree(base, index)
+    rng = random.Random(int(os.environ.get("ASSISTANT_KILL_SEED", "2026")))
+    seen = []
+    for _ in range(12):
+        delay = rng.uniform(0.0, full)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "assistant", "index", str(corpus), "--index-dir", str(index), "--quiet"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        finished = proc.poll() is not None
+        proc.kill()
+        proc.wait()
+        articles, passages, a = _content(index)  # loads: no exception
+        state = "before" if (articles, passages) == before else "after" if (articles, passages) == after else None
+        assert state is not None, f"killed at {delay:.2f} s: the index is neither the old nor the new one"
+        assert a.ask(QUESTION).found
+        seen.append((round(delay, 2), state, finished))
+        if state == "after":  # the run had finished: start over from the old index, to kill mid-run again
+            shutil.rmtree(index)
+            shutil.copytree(base, index)
+    print(f"full run {full:.1f} s; kills (delay s, state, had finished): {seen}")
+    assert sum(1 for _, state, finished in seen if not finished) >= 10  # killed mid-run at least 10 times
+    out = _cli("index", corpus, "--index-dir", index, "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert _content(index)[:2] == after
+    assert len(list(index.glob("gen-*"))) == 1 and not list(index.glob(".building-*"))
+    assert not (index / "staging.sqlite").exists()
+
+
+# 3. Corruption --------------------------------------------------------------------------------------------
+
+
+def _damage(index, how):
+    gen = index / json.loads((index / "manifest.json").read_text())["generation"]
+    manifest = json.loads((index / "manifest.json").read_text())
+    if how == "faiss truncated":
+        data = (gen / "vectors.faiss").read_bytes()
+        (gen / "vectors.faiss").write_bytes(data[: len(data) // 3])
+    elif how == "sqlite damaged":
+        with open(gen / "index.sqlite", "r+b") as f:
+            f.seek(0)
+            f.write(b"\x00" * 100)  # the header: no longer a database
+    elif how == "manifest missing":
+        (index / "manifest.json").unlink()
+    elif how == "manifest edited":
+        (index / "manifest.json").write_text(json.dumps({**manifest, "generation": "gen-999999"}))
+    elif how == "manifest not json":
+        (index / "manifest.json").write_text(json.dumps(manifest)[:40])
+    elif how == "vector count":
+        import faiss
+
+        vectors = faiss.read_index(str(gen / "vectors.faiss"))
+        first = int(faiss.vector_to_array(vectors.id_map)[0])
+        assert vectors.remove_ids(faiss.IDSelectorRange(first, first + 1)) == 1  # one vector fewer than passages
+        faiss.write_index(vectors, str(gen / "vectors.faiss"))
+    elif how == "bm25 missing":
+        shutil.rmtree(gen / "bm25")
+
+
+DAMAGES = [
+    "faiss truncated",
+    "sqlite damaged",
+    "manifest missing",
+    "manifest edited",
+    "manifest not json",
+    "vector count",
+    "bm25 missing",
+]
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_damage_is_one_line_on_load_and_rebuild_recovers(tmp_path, real_index, how):
+    index = tmp_path / "index"
+    shutil.copytree(real_index, index)
+    _damage(index, how)
+    out = _cli("ask", QUESTION, "--index-dir", index)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "assistant index --rebuild" in lines[0], lines
+    print(f"{how}: {lines[0]}")
+    out = _cli("index", "--rebuild", SEEDS, "--index-dir", index, "--quiet")
+    assert out.returncode == 0, out.stderr
+    out = _cli("ask", QUESTION, "--index-dir", index, "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["found"], out.stderr
+
+
+# 4. Load --------------------------------------------------------------------------------------------------
+
+CLIENTS = 32
+LOAD_SECONDS = float(os.environ.get("ASSISTANT_LOAD_SECONDS", "60"))
+UPLOADED = """Port Ellery opens a floating school
+
+The town of Port Ellery opened a floating school on a converted car ferry on Monday. The school barge
+will teach 120 children from the outer islands and moor at a different island each week.
+"""
+
+
+def _generation_passages(index):
+    """The current generation's name and its passages as {(article_id, start, end): text}."""
+    gen = json.loads((index / "manifest.json").read_text())["generation"]
+    with sqlite3.connect(f"file:{index / gen / 'index.sqlite'}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT article_id, char_start, char_end, text FROM passages").fetchall()
+    return gen, {(a, s, e): t for a, s, e, t in rows}
+
+
+def _multipart(files):
+    boundary = "assistant-" + uuid.uuid4().hex
+    body = b""
+    for name, data in files:
+        body += (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+                f"Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + data
+            + b"\r\n"
+        )
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def _upload(url, files, timeout=300):
+    body, kind = _multipart(files)
+    req = urllib.request.Request(url + "/api/articles", data=body, headers={"content-type": kind})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def _post_json(url, path, body, timeout=120):
+    req = urllib.request.Request(
+        url + path, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def _gradio_search(url, question, k):
+    """The `search` API that gradio_client and MCP use, called over plain HTTP (Gradio's two-step call)."""
+    event = _post_json(url, "/gradio_api/call/search", {"data": [question, k, []]})["event_id"]
+    with urllib.request.urlopen(f"{url}/gradio_api/call/search/{event}", timeout=120) as r:
+        stream = r.read().decode()
+    if "event: complete" not in stream:
+        raise RuntimeError(f"search call did not complete: {stream[-300:]}")
+    data = stream.split("event: complete", 1)[1].split("data:", 1)[1].strip().splitlines()[0]
+    return json.loads(json.loads(data)[0])
+
+
+def test_32_clients_for_a_minute_with_an_upload_between(tmp_path, real_index):
+    index = tmp_path / "index"
+    shutil.copytree(real_index, index)
+    generations = dict([_generation_passages(index)])
+    questions = [json.loads(line)["question"] for line in (ROOT / "eval" / "seeds.jsonl").read_text().splitlines()]
+    floating = "Where does the floating school of Port Ellery moor?"
+    results = []  # (kind, seconds, answer or None, error)
+    lock = threading.Lock()
+    with running_server(index) as url:
+        stop = time.perf_counter() + LOAD_SECONDS
+        upload_done = threading.Event()
+
+        def client(n):
+            rng = random.Random(n)
+            while time.perf_counter() < stop:
+                q = floating if upload_done.is_set() and rng.random() < 0.2 else rng.choice(questions)
+                kind = ("ask", "search", "follow-up")[rng.randrange(3)]
+                t = time.perf_counter()
+                try:
+                    if kind == "ask":
+                        answer, error = _post_json(url, "/api/search", {"question": q, "k": 5}), ""
+                    elif kind == "search":
+                        answer, error = _gradio_search(url, q, 10), ""
+                    else:
+                        body = {"question": "What else did he say?", "k": 3, "history": [q]}
+                        answer, error = _post_json(url, "/api/search", body), ""
+                except Exception as e:  # every failure is counted, none may happen
+                    answer, error = None, f"{type(e).__name__}: {e}"
+                with lock:
+                    results.append((kind, time.perf_counter() - t, answer, error))
+
+        def uploader():
+            time.sleep(LOAD_SECONDS / 3)
+            t = time.perf_counter()
+            try:
+                report = _upload(url, [("floating-school.txt", UPLOADED.encode())])
+                error = "" if report["accepted"] == ["floating-school.txt"] else json.dumps(report)
+            except Exception as e:
+                report, error = None, f"{type(e).__name__}: {e}"
+            with lock:
+                results.append(("upload", time.perf_counter() - t, None, error))
+            upload_done.set()
+
+        with ThreadPoolExecutor(CLIENTS + 1) as pool:
+            futures = [pool.submit(client, n) for n in range(CLIENTS)] + [pool.submit(uploader)]
+            for f in futures:
+                f.result()
+    gen, passages = _generation_passages(index)
+    generations[gen] = passages
+    assert len(generations) == 2  # the upload switched generations once
+
+    failed = [(kind, error) for kind, _, _, error in results if error]
+    assert not failed, failed[:5]
+    mixed = 0
+    uploaded_found = 0
+    for _kind, _, answer, _ in results:
+        if answer is None:
+            continue
+        table = generations[answer["index"]]  # the generation it says answered: known, and the only source
+        for p in answer["passages"]:
+            for c in p["citations"]:
+                if (c["article_id"], c["char_start"], c["char_end"]) not in table:
+                    mixed += 1
+            c = p["citations"][0]
+            assert table[(c["article_id"], c["char_start"], c["char_end"])] == p["text"]
+        uploaded_found += any(
+            c["article_id"] == "floating-school.txt" for p in answer["passages"] for c in p["citations"]
+        )
+    assert mixed == 0 and uploaded_found > 0
+    for kind in ("ask", "search", "follow-up", "upload"):
+        times = sorted(s for k, s, _, _ in results if k == kind)
+        p50, p99 = statistics.median(times), times[min(len(times) - 1, int(0.99 * len(times)))]
+        print(f"load {kind}: {len(times)} requests, p50 {1000 * p50:.0f} ms, p99 {1000 * p99:.0f} ms")
+    total = sum(1 for r in results if r[0] != "upload")
+    print(
+        f"load: {CLIENTS} clients, {LOAD_SECONDS:.0f} s, {total} requests, 0 failed, {uploaded_found} cite the upload"
+    )
+
+
+# 5. Hostile requests --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(real_index, tmp_path_factory):
+    index = tmp_path_factory.mktemp("hostile") / "index"
+    shutil.copytree(real_index, index)
+    with running_server(index) as url:
+        yield url, index
+
+
+def _status(url, path, data=None, headers=None):
+    req = urllib.request.Request(url + path, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+
+
+TRAVERSALS = [
+    "/gradio_api/file=/etc/passwd",
+    "/gradio_api/file=../../../../../../etc/passwd",
+    "/gradio_api/file=%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+    "/gradio_api/file=/proc/self/environ",
+    "/file=/etc/passwd",
+    "/static/../../../../etc/passwd",
+    "/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+    "/assets/..%2f..%2f..%2f..%2fetc%2fpasswd",
+    "/gradio_api/file={index}/manifest.json",
+    "/gradio_api/file={index}/../../../../etc/passwd",
+]
+
+
+def test_no_route_reads_a_path_outside_the_index_or_corpus(served):
+    url, index = served
+    for path in TRAVERSALS:
+        status, body = _status(url, path.format(index=index))
+        assert status in (400, 403, 404, 405), (path, status)
+        assert "root:" not in body and "generation" not in body, path
+    # an uploaded file's name cannot place it anywhere but <index>/uploads/
+    report = _upload(
+        url, [("../../../escaped.txt", b"Escape attempt\n\nA file that tried to climb out of its folder.")]
+    )
+    assert report["accepted"] == ["escaped.txt"]
+    assert (index / "uploads" / "escaped.txt").exists()
+    assert not (index.parent / "escaped.txt").exists() and not Path("/escaped.txt").exists()
+
+
+def test_uploads_are_limited_in_size_count_and_type(served):
+    url, index = served
+    big = b"Big\n\n" + b"x" * (10 * 1_000_000 + 10)
+    status, body = _status(url, "/api/articles", *_multipart_request([("big.txt", big)]))
+    assert status == 400 and "over the 10 MB upload limit" in body, body[:300]
+    status, body = _status(url, "/api/articles", *_multipart_request([("tool.exe", b"MZ\x90\x00")]))
+    assert status == 400 and "type '.exe' is not accepted" in body
+    many = [(f"n{i}.txt", f"Note {i}\n\nA short note.".encode()) for i in range(21)]
+    status, body = _status(url, "/api/articles", *_multipart_request(many))
+    assert status == 400 and "at most 20 files" in body
+    assert not any((index / "uploads").glob("n*.txt")) if (index / "uploads").exists() else True
+    status, body = _declare_big_body(url, "/api/articles", 999_999_999, "multipart/form-data; boundary=x")
+    assert status == 413 and "limit" in body
+
+
+def _declare_big_body(url, path, size, kind):
+    """Announce a body of `size` bytes, send only its first bytes, and read the answer (sent before the rest)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as s:
+        head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {kind}\r\nContent-Length: {size}\r\n\r\n"
+        s.sendall(head.encode() + b"x" * 1000)
+        reply = b""
+        while b"\r\n\r\n" not in reply or len(reply.split(b"\r\n\r\n", 1)[1]) == 0:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    status_line, _, rest = reply.decode("latin-1").partition("\r\n")
+    return int(status_line.split()[1]), rest.split("\r\n\r\n", 1)[-1]
+
+
+def _multipart_request(files):
+    body, kind = _multipart(files)
+    return body, {"content-type": kind}
+
+
+def test_long_or_binary_questions_get_a_clear_error(served):
+    url, index = served
+    status, body = _status(url, "/api/search", json.dumps({"question": "why " * 1500}).encode(), _JSON)
+    assert status == 422 and "at most 2000 characters" in body
+    status, body = _status(url, "/api/search", json.dumps({"question": "\x00\x01\x02binary\xff"}).encode(), _JSON)
+    assert status == 400 and "control characters" in body
+    status, body = _status(url, "/api/search", b"\x00\xff\xfe not json", _JSON)
+    assert status == 422
+    status, body = _declare_big_body(url, "/api/search", 5 * 1_000_000, "application/json")
+    assert status == 413 and "over the 4 MB limit" in body
+    out = _cli("ask", "x" * 2001, "--index-dir", index)
+    assert (
+        out.returncode == 1 and out.stderr.strip() == "error: the question is 2,001 characters long; the limit is 2,000"
+    )
+    out = _cli("ask", "bad \x01 byte", "--index-dir", index)
+    assert out.returncode == 1 and "control characters" in out.stderr
+
+
+_JSON = {"content-type": "application/json"}
