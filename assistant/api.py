@@ -125,7 +125,7 @@ def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp
         max_bytes = int(server.upload_max_mb * MB)
         with tempfile.TemporaryDirectory(prefix="assistant-upload-") as tmp:
             paths, names = [], []
-            for i, f in enumerate(files[: server.upload_max_files + 1]):  # one more than allowed: refused whole
+            for i, f in enumerate(files):  # all of them fit in the body limit; add_uploads refuses too many
                 name = safe_name(f.filename or "")
                 dest = Path(tmp) / f"{i}{Path(name).suffix}"
                 with open(dest, "wb") as out:  # at most one byte over the limit, so that it is refused by size
