@@ -67,7 +67,15 @@ def _parser() -> argparse.ArgumentParser:
         )
         s.add_argument("--json", action="store_true", help="print JSON")
 
-    s = sub.add_parser("serve", parents=[common], help="start the web chat, the JSON API and the MCP tool")
+    s = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="start the web chat, the JSON API and the MCP tool",
+        description="The chat at /, POST /api/search (questions), POST /api/articles (uploads, at most "
+        "server.upload_max_files files of server.upload_max_mb each), OpenAPI at /docs, the MCP tool at "
+        "/gradio_api/mcp/. It answers from the index's current generation, also one written meanwhile by "
+        "`assistant index`.",
+    )
     s.add_argument("--host", help="address to bind (server.host, default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, help="port (server.port, default 7860)")
     s.add_argument(
