@@ -91,3 +91,12 @@ def running_server(index_dir: Path, *args: str) -> Iterator[str]:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(real_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A real `assistant serve` over a copy of the seeds index, shared by one test module: (URL, index folder)."""
+    index = tmp_path_factory.mktemp("served") / "index"
+    shutil.copytree(real_index, index)
+    with running_server(index) as url:
+        yield url, index

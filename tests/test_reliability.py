@@ -424,14 +424,6 @@ def test_32_clients_for_a_minute_with_an_upload_between(tmp_path, real_index):
 # 5. Hostile requests --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def served(real_index, tmp_path_factory):
-    index = tmp_path_factory.mktemp("hostile") / "index"
-    shutil.copytree(real_index, index)
-    with running_server(index) as url:
-        yield url, index
-
-
 def _status(url, path, data=None, headers=None):
     req = urllib.request.Request(url + path, data=data, headers=headers or {})
     try:
@@ -455,8 +447,8 @@ TRAVERSALS = [
 ]
 
 
-def test_no_route_reads_a_path_outside_the_index_or_corpus(served):
-    url, index = served
+def test_no_route_reads_a_path_outside_the_index_or_corpus(server):
+    url, index = server
     for path in TRAVERSALS:
         status, body = _status(url, path.format(index=index))
         assert status in (400, 403, 404, 405), (path, status)
@@ -470,8 +462,8 @@ def test_no_route_reads_a_path_outside_the_index_or_corpus(served):
     assert not (index.parent / "escaped.txt").exists() and not Path("/escaped.txt").exists()
 
 
-def test_uploads_are_limited_in_size_count_and_type(served):
-    url, index = served
+def test_uploads_are_limited_in_size_count_and_type(server):
+    url, index = server
     big = b"Big\n\n" + b"x" * (10 * 1_000_000 + 10)
     status, body = _status(url, "/api/articles", *_multipart_request([("big.txt", big)]))
     assert status == 400 and "over the 10 MB upload limit" in body, body[:300]
@@ -506,8 +498,8 @@ def _multipart_request(files):
     return body, {"content-type": kind}
 
 
-def test_long_or_binary_questions_get_a_clear_error(served):
-    url, index = served
+def test_long_or_binary_questions_get_a_clear_error(server):
+    url, index = server
     status, body = _status(url, "/api/search", json.dumps({"question": "why " * 1500}).encode(), _JSON)
     assert status == 422 and "at most 2000 characters" in body
     status, body = _status(url, "/api/search", json.dumps({"question": "\x00\x01\x02binary\xff"}).encode(), _JSON)

@@ -17,14 +17,6 @@ pytestmark = pytest.mark.integration
 QUESTION = "What did Lavrov accuse Ukraine of?"
 
 
-@pytest.fixture(scope="module")
-def server(real_index, tmp_path_factory):
-    index = tmp_path_factory.mktemp("served") / "index"
-    shutil.copytree(real_index, index)
-    with running_server(index) as url:
-        yield url, index
-
-
 def _cli_json(index):
     out = subprocess.run(
         [sys.executable, "-m", "assistant", "ask", QUESTION, "--k", "3", "--json", "--index-dir", str(index)],
