@@ -122,14 +122,13 @@ def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp
         Answers which files were accepted, which refused and why, and the index report; 400 when none was accepted.
         """
         server = assistant.settings.server
-        max_bytes = int(server.upload_max_mb * MB)
         with tempfile.TemporaryDirectory(prefix="assistant-upload-") as tmp:
             paths, names = [], []
             for i, f in enumerate(files):  # all of them fit in the body limit; add_uploads refuses too many
                 name = safe_name(f.filename or "")
                 dest = Path(tmp) / f"{i}{Path(name).suffix}"
-                with open(dest, "wb") as out:  # at most one byte over the limit, so that it is refused by size
-                    shutil.copyfileobj(_Capped(f.file, max_bytes + 1), out)
+                with open(dest, "wb") as out:  # the request's size limit (LimitBody) bounds what this writes
+                    shutil.copyfileobj(f.file, out)
                 paths.append(dest)
                 names.append(name)
             result = add_uploads(assistant, paths, server.upload_max_mb, server.upload_max_files, names)
@@ -151,21 +150,6 @@ def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp
     server = assistant.settings.server
     app = LimitBody(app, int(server.upload_max_mb * server.upload_max_files * MB) + MB)
     return RequireLogin(app, *auth) if auth else app
-
-
-class _Capped:
-    """A file-like reader that stops after `limit` bytes."""
-
-    def __init__(self, raw: Any, limit: int) -> None:
-        self.raw, self.left = raw, limit
-
-    def read(self, n: int = -1) -> bytes:
-        """Up to n bytes, never past the limit."""
-        if self.left <= 0:
-            return b""
-        data = self.raw.read(self.left if n < 0 else min(n, self.left))
-        self.left -= len(data)
-        return data
 
 
 def serve(assistant: Assistant) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +31,43 @@ def settings_for(index_dir: Path, **retrieval: object) -> Settings:
     """Default settings pointed at a temporary index."""
     s = Settings().replace("index", dir=str(index_dir))
     return s.replace("retrieval", **retrieval) if retrieval else s
+
+
+def cli(*args: object, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`assistant ARGS...` run as a user runs it, from the project folder; output captured as text."""
+    cmd = [sys.executable, "-m", "assistant", *map(str, args)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def bbc_sample(dest: Path, n: int) -> None:
+    """The first n BBC business articles copied into a new folder (the test is skipped without ../shared)."""
+    src = SHARED / "corpora" / "bbc-news" / "bbc" / "business"
+    if not src.is_dir():
+        pytest.skip(f"{src} is not there (../shared beside the clone)")
+    dest.mkdir(parents=True)
+    for f in sorted(src.glob("*.txt"))[:n]:
+        shutil.copy(f, dest / f"bbc-{f.name}")
+
+
+def multipart(files: list[tuple[str, bytes]]) -> tuple[bytes, dict[str, str]]:
+    """A multipart/form-data body carrying files under the field `files`, and its content-type header."""
+    boundary = "assistant-" + uuid.uuid4().hex
+    body = b""
+    for name, data in files:
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        )
+        body += head.encode() + data + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode(), {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+def upload(url: str, files: list[tuple[str, bytes]], timeout: float = 300) -> dict:
+    """`POST /api/articles` with these (name, bytes) files; the JSON report."""
+    body, headers = multipart(files)
+    req = urllib.request.Request(url + "/api/articles", data=body, headers=headers)
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
 
 
 @pytest.fixture

@@ -1,14 +1,12 @@
 """The chat in a real browser: Debian's chromium driven by Playwright, against a real `assistant serve`."""
 
-import json
 import shutil
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, running_server
+from .conftest import ROOT, running_server, upload
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -49,23 +47,6 @@ def page(real_index, tmp_path_factory):
         page.wait_for_selector("#question textarea", timeout=60_000)
         yield page
         browser.close()
-
-
-def _upload(url, name, data):
-    boundary = "hostile-upload-boundary"
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-            f"Content-Type: text/plain\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    req = urllib.request.Request(
-        url + "/api/articles", data=body, headers={"content-type": f"multipart/form-data; boundary={boundary}"}
-    )
-    with urllib.request.urlopen(req, timeout=300) as r:
-        return json.loads(r.read())
 
 
 def _ask(page, question):
@@ -129,7 +110,7 @@ def test_uploaded_hostile_article_is_indexed_and_stays_inert(page, tmp_path):
     assert "evil-ferry.txt" in page.locator("#upload-status").inner_text()
     # The browser's upload cleans file names; the HTTP API (like a folder on disk) keeps them as they are, so the
     # name itself is the attack here: it shows in the citation and the article view.
-    report = _upload(page.url.split("#")[0].rstrip("/"), EVIL_NAME, NAMED.encode())
+    report = upload(page.url.split("#")[0].rstrip("/"), [(EVIL_NAME, NAMED.encode())])
     assert report["accepted"] == [EVIL_NAME]
 
     reply = _ask(page, "How many passengers will the electric ferry carry?")

@@ -15,7 +15,7 @@ import pytest
 from assistant import Assistant
 from assistant.evaluate import evaluate, load_questions
 
-from .conftest import ROOT, SEEDS, SHARED
+from .conftest import ROOT, SEEDS, SHARED, bbc_sample, cli
 
 pytestmark = pytest.mark.integration
 
@@ -84,12 +84,6 @@ def test_ask_says_how_it_read_a_follow_up(real_assistant):
     assert answer.to_dict()["query"] == answer.query and answer.question == "What did he accuse Ukraine of?"
 
 
-def _cli(*args, **kw):
-    return subprocess.run(
-        [sys.executable, "-m", "assistant", *args], capture_output=True, text=True, timeout=600, cwd=kw.get("cwd", ROOT)
-    )
-
-
 def test_onnx_export_embeds_like_the_model_and_the_query_path_needs_no_torch(real_index):
     from assistant.embedding import SentenceTransformerEmbedder
     from assistant.onnx_encoder import OnnxEncoder
@@ -116,23 +110,23 @@ def test_cli_index_ask_json_and_reindex(tmp_path):
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS, seeds)
     index = str(tmp_path / "index")
-    out = _cli("index", str(seeds), "--index-dir", index, "--quiet")
+    out = cli("index", str(seeds), "--index-dir", index, "--quiet")
     assert out.returncode == 0, out.stderr
     assert "5 articles" in out.stdout and "embedded" in out.stdout and out.stdout.count("\n") == 1
-    out = _cli("ask", "What did Zelensky say to Russians?", "--k", "3", "--json", "--index-dir", index)
+    out = cli("ask", "What did Zelensky say to Russians?", "--k", "3", "--json", "--index-dir", index)
     data = json.loads(out.stdout)
     assert set(data) >= {"question", "found", "passages"} and data["found"]
     p = data["passages"][0]
     assert set(p) >= {"rank", "text", "score", "citations"} and p["rank"] == 1
     assert set(p["citations"][0]) == {"article_id", "title", "source", "path", "char_start", "char_end"}
-    out = _cli("index", str(seeds), "--index-dir", index, "--json", "--quiet")
+    out = cli("index", str(seeds), "--index-dir", index, "--json", "--quiet")
     assert json.loads(out.stdout)["embedded"] == 0
     target = seeds / "004_9ef5f17bb255e9d8.txt"
     target.write_text(target.read_text().replace("cannon fodder", "expendable cannon fodder"))
-    report = json.loads(_cli("index", str(seeds), "--index-dir", index, "--json", "--quiet").stdout)
+    report = json.loads(cli("index", str(seeds), "--index-dir", index, "--json", "--quiet").stdout)
     assert report["changed"] == 1 and report["unchanged"] == 4
     assert 0 < report["embedded"] <= 10  # only the edited article's passages
-    out = _cli("ask", "omelette recipe with cheese", "--index-dir", index)
+    out = cli("ask", "omelette recipe with cheese", "--index-dir", index)
     assert out.returncode == 0 and "Nothing" in out.stdout
 
 
@@ -142,22 +136,13 @@ def test_bad_files_are_reported_and_others_indexed(tmp_path):
     (d / "zero.txt").write_bytes(b"")
     (d / "binary.txt").write_bytes(bytes(range(256)) * 4)
     (d / "latin1.txt").write_bytes("Cup final\n\nTickets cost \xa345 at Wembley.".encode("latin-1"))
-    out = _cli("index", str(d), "--index-dir", str(tmp_path / "index"), "--quiet")
+    out = cli("index", str(d), "--index-dir", str(tmp_path / "index"), "--quiet")
     assert out.returncode == 3, out.stderr  # done, but some files were skipped
     assert "zero.txt: empty file" in out.stderr and "binary.txt: binary file" in out.stderr
     assert "latin1.txt: not UTF-8" in out.stderr
     a = Assistant.load(index_dir=tmp_path / "index")
     assert {x["id"] for x in a.articles()} == {p.name for p in SEEDS.iterdir()} | {"latin1.txt"}
     assert "£45" in a.article_text("latin1.txt")
-
-
-def _bbc_sample(dest, n):
-    src = SHARED / "corpora" / "bbc-news" / "bbc" / "business"
-    if not src.is_dir():
-        pytest.skip(f"{src} is not there (../shared beside the clone)")
-    dest.mkdir()
-    for f in sorted(src.glob("*.txt"))[:n]:
-        shutil.copy(f, dest / f"bbc-{f.name}")
 
 
 def _state(index_dir):
@@ -173,7 +158,7 @@ def test_kill_9_mid_build_leaves_previous_index_loadable(tmp_path, real_index):
     before_answer = before[2].ask("What did Zelensky say to Russians?").to_dict()
     corpus = tmp_path / "more"
     shutil.copytree(SEEDS, corpus)
-    _bbc_sample(corpus / "bbc", 60)
+    bbc_sample(corpus / "bbc", 60)
     rng = random.Random(7)
     for attempt in range(2):
         proc = subprocess.Popen(
@@ -193,7 +178,7 @@ def test_kill_9_mid_build_leaves_previous_index_loadable(tmp_path, real_index):
         arts, passages, a = _state(index)
         assert (arts, passages) == before[:2]
         assert a.ask("What did Zelensky say to Russians?").to_dict() == before_answer
-    out = _cli("index", str(corpus), "--index-dir", str(index), "--quiet")
+    out = cli("index", str(corpus), "--index-dir", str(index), "--quiet")
     assert out.returncode == 0, out.stderr
     arts, _, a = _state(index)
     assert len(arts) == 5 + 60
@@ -216,7 +201,7 @@ def test_ctrl_c_keeps_what_was_embedded_and_the_same_command_resumes(tmp_path, r
     shutil.copytree(real_index, index)
     before = _state(index)
     corpus = tmp_path / "more"
-    _bbc_sample(corpus, 120)
+    bbc_sample(corpus, 120)
     err_file = tmp_path / "stderr.txt"
     with open(err_file, "w") as err:
         proc = subprocess.Popen(
@@ -237,7 +222,7 @@ def test_ctrl_c_keeps_what_was_embedded_and_the_same_command_resumes(tmp_path, r
     assert proc.returncode == 130, message
     assert "run the same command again" in message and "staging.sqlite" in message
     assert _state(index)[:2] == before[:2]  # the index is as it was
-    out = _cli("index", str(corpus), "--index-dir", str(index), "--json", "--quiet")
+    out = cli("index", str(corpus), "--index-dir", str(index), "--json", "--quiet")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["new"] == 120 and report["resumed"] > 0

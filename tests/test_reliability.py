@@ -15,7 +15,6 @@ import time
 import tracemalloc
 import urllib.error
 import urllib.request
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pytest
 from assistant import Assistant
 from assistant.documents import load_paths
 
-from .conftest import ROOT, SEEDS, SHARED, running_server
+from .conftest import ROOT, SEEDS, SHARED, bbc_sample, cli, multipart, running_server, upload
 
 pytestmark = pytest.mark.integration
 QUESTION = "What did Zelensky say to Russians?"
@@ -35,25 +34,11 @@ PEAK_RSS = (
 )
 
 
-def _cli(*args, timeout=600):
-    cmd = [sys.executable, "-m", "assistant", *map(str, args)]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
 def _empty_index_with_encoder(real_index, dest):
     """A new index folder holding only the exported encoder, so that a build does not export it again."""
     dest.mkdir(parents=True)
     shutil.copytree(real_index / "encoder", dest / "encoder")
     return dest
-
-
-def _bbc_sample(dest, n, section="business"):
-    src = SHARED / "corpora" / "bbc-news" / "bbc" / section
-    if not src.is_dir():
-        pytest.skip(f"{src} is not there (../shared beside the clone)")
-    dest.mkdir(parents=True)
-    for f in sorted(src.glob("*.txt"))[:n]:
-        shutil.copy(f, dest / f"bbc-{section}-{f.name}")
 
 
 # 1. Bad input ---------------------------------------------------------------------------------------------
@@ -182,11 +167,11 @@ def test_sigkill_at_random_moments_leaves_the_old_or_the_new_index(tmp_path, rea
     shutil.copytree(SEEDS, corpus)
     edited = sorted(corpus.iterdir())[0]
     edited.write_text(edited.read_text() + "\n\nA closing paragraph added later about the harbour ferry.\n")
-    _bbc_sample(corpus / "bbc", 40)
+    bbc_sample(corpus / "bbc", 40)
     ref = tmp_path / "ref"
     shutil.copytree(base, ref)
     started = time.perf_counter()
-    out = _cli("index", corpus, "--index-dir", ref, "--quiet")
+    out = cli("index", corpus, "--index-dir", ref, "--quiet")
     full = time.perf_counter() - started
     assert out.returncode == 0, out.stderr
     before, after = _content(base)[:2], _content(ref)[:2]
@@ -218,7 +203,7 @@ def test_sigkill_at_random_moments_leaves_the_old_or_the_new_index(tmp_path, rea
             shutil.copytree(base, index)
     print(f"full run {full:.1f} s; kills (delay s, state, had finished): {seen}")
     assert sum(1 for _, state, finished in seen if not finished) >= 10  # killed mid-run at least 10 times
-    out = _cli("index", corpus, "--index-dir", index, "--quiet")
+    out = cli("index", corpus, "--index-dir", index, "--quiet")
     assert out.returncode == 0, out.stderr
     assert _content(index)[:2] == after
     assert len(list(index.glob("gen-*"))) == 1 and not list(index.glob(".building-*"))
@@ -271,14 +256,14 @@ def test_damage_is_one_line_on_load_and_rebuild_recovers(tmp_path, real_index, h
     index = tmp_path / "index"
     shutil.copytree(real_index, index)
     _damage(index, how)
-    out = _cli("ask", QUESTION, "--index-dir", index)
+    out = cli("ask", QUESTION, "--index-dir", index)
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "assistant index --rebuild" in lines[0], lines
     print(f"{how}: {lines[0]}")
-    out = _cli("index", "--rebuild", SEEDS, "--index-dir", index, "--quiet")
+    out = cli("index", "--rebuild", SEEDS, "--index-dir", index, "--quiet")
     assert out.returncode == 0, out.stderr
-    out = _cli("ask", QUESTION, "--index-dir", index, "--json")
+    out = cli("ask", QUESTION, "--index-dir", index, "--json")
     assert out.returncode == 0 and json.loads(out.stdout)["found"], out.stderr
 
 
@@ -299,28 +284,6 @@ def _generation_passages(index):
     with sqlite3.connect(f"file:{index / gen / 'index.sqlite'}?mode=ro", uri=True) as db:
         rows = db.execute("SELECT article_id, char_start, char_end, text FROM passages").fetchall()
     return gen, {(a, s, e): t for a, s, e, t in rows}
-
-
-def _multipart(files):
-    boundary = "assistant-" + uuid.uuid4().hex
-    body = b""
-    for name, data in files:
-        body += (
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-                f"Content-Type: application/octet-stream\r\n\r\n"
-            ).encode()
-            + data
-            + b"\r\n"
-        )
-    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
-def _upload(url, files, timeout=300):
-    body, kind = _multipart(files)
-    req = urllib.request.Request(url + "/api/articles", data=body, headers={"content-type": kind})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read())
 
 
 def _post_json(url, path, body, timeout=120):
@@ -377,7 +340,7 @@ def test_32_clients_for_a_minute_with_an_upload_between(tmp_path, real_index):
             time.sleep(LOAD_SECONDS / 3)
             t = time.perf_counter()
             try:
-                report = _upload(url, [("floating-school.txt", UPLOADED.encode())])
+                report = upload(url, [("floating-school.txt", UPLOADED.encode())])
                 error = "" if report["accepted"] == ["floating-school.txt"] else json.dumps(report)
             except Exception as e:
                 report, error = None, f"{type(e).__name__}: {e}"
@@ -454,9 +417,7 @@ def test_no_route_reads_a_path_outside_the_index_or_corpus(server):
         assert status in (400, 403, 404, 405), (path, status)
         assert "root:" not in body and "generation" not in body, path
     # an uploaded file's name cannot place it anywhere but <index>/uploads/
-    report = _upload(
-        url, [("../../../escaped.txt", b"Escape attempt\n\nA file that tried to climb out of its folder.")]
-    )
+    report = upload(url, [("../../../escaped.txt", b"Escape attempt\n\nA file that tried to climb out of its folder.")])
     assert report["accepted"] == ["escaped.txt"]
     assert (index / "uploads" / "escaped.txt").exists()
     assert not (index.parent / "escaped.txt").exists() and not Path("/escaped.txt").exists()
@@ -465,12 +426,12 @@ def test_no_route_reads_a_path_outside_the_index_or_corpus(server):
 def test_uploads_are_limited_in_size_count_and_type(server):
     url, index = server
     big = b"Big\n\n" + b"x" * (10 * 1_000_000 + 10)
-    status, body = _status(url, "/api/articles", *_multipart_request([("big.txt", big)]))
+    status, body = _status(url, "/api/articles", *multipart([("big.txt", big)]))
     assert status == 400 and "over the 10 MB upload limit" in body, body[:300]
-    status, body = _status(url, "/api/articles", *_multipart_request([("tool.exe", b"MZ\x90\x00")]))
+    status, body = _status(url, "/api/articles", *multipart([("tool.exe", b"MZ\x90\x00")]))
     assert status == 400 and "type '.exe' is not accepted" in body
     many = [(f"n{i}.txt", f"Note {i}\n\nA short note.".encode()) for i in range(21)]
-    status, body = _status(url, "/api/articles", *_multipart_request(many))
+    status, body = _status(url, "/api/articles", *multipart(many))
     assert status == 400 and "at most 20 files" in body
     assert not any((index / "uploads").glob("n*.txt")) if (index / "uploads").exists() else True
     status, body = _declare_big_body(url, "/api/articles", 999_999_999, "multipart/form-data; boundary=x")
@@ -493,11 +454,6 @@ def _declare_big_body(url, path, size, kind):
     return int(status_line.split()[1]), rest.split("\r\n\r\n", 1)[-1]
 
 
-def _multipart_request(files):
-    body, kind = _multipart(files)
-    return body, {"content-type": kind}
-
-
 def test_long_or_binary_questions_get_a_clear_error(server):
     url, index = server
     status, body = _status(url, "/api/search", json.dumps({"question": "why " * 1500}).encode(), _JSON)
@@ -508,11 +464,11 @@ def test_long_or_binary_questions_get_a_clear_error(server):
     assert status == 422
     status, body = _declare_big_body(url, "/api/search", 5 * 1_000_000, "application/json")
     assert status == 413 and "over the 4 MB limit" in body
-    out = _cli("ask", "x" * 2001, "--index-dir", index)
+    out = cli("ask", "x" * 2001, "--index-dir", index)
     assert (
         out.returncode == 1 and out.stderr.strip() == "error: the question is 2,001 characters long; the limit is 2,000"
     )
-    out = _cli("ask", "bad \x01 byte", "--index-dir", index)
+    out = cli("ask", "bad \x01 byte", "--index-dir", index)
     assert out.returncode == 1 and "control characters" in out.stderr
 
 
