@@ -253,8 +253,9 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
                         date_to = gr.Textbox(label="Published to", placeholder="YYYY-MM-DD", visible=False)
                 with gr.Accordion("Add articles", open=False):
                     limit = assistant.settings.server.upload_max_mb
+                    most = assistant.settings.server.upload_max_files
                     files = gr.File(
-                        label=f"Upload .txt .md .html .jsonl (up to {limit:g} MB each); indexed at once",
+                        label=f"Upload .txt .md .html .jsonl ({limit:g} MB each, {most} at a time); indexed at once",
                         file_count="multiple",
                         file_types=sorted(SUPPORTED),
                         elem_id="upload",
