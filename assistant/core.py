@@ -39,6 +39,7 @@ class Assistant:
         self.settings = settings or Settings()
         self.store = Store(self.settings.index.dir)
         self._embedder = embedder
+        self._fresh = False  # export the model to ONNX again on first use (set by a rebuild)
         self._snapshot: Snapshot | None = None
         self._stamp: tuple[int, int] | None = None
 
@@ -63,7 +64,7 @@ class Assistant:
         """The embedding model (its ONNX export in the index folder where it has one), loaded on first use."""
         if self._embedder is None:
             e = self.settings.embedding
-            self._embedder = load_embedder(e.model, e.device, e.batch_size, e.offline, self.store.dir)
+            self._embedder = load_embedder(e.model, e.device, e.batch_size, e.offline, self.store.dir, self._fresh)
         return self._embedder
 
     @property
@@ -95,6 +96,8 @@ class Assistant:
     ) -> IndexReport:
         """Index files and folders: new and changed articles are embedded, unchanged ones are not."""
         base = None if rebuild or not self.store.exists() else self.snapshot
+        if rebuild and self._embedder is None:
+            self._fresh = True  # export the model again before embedding everything anew
         report, wrote = update_index(
             self.store, base, self.settings, lambda: self.embedder, list(paths), prune=prune, progress=progress
         )

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 
 from .chunking import sentence_spans
-from .lexical import stems, terms, words
+from .lexical import sentence_words, stems_of, terms
 
 _WORD = re.compile(r"\w+")
 # Questions asking for an amount or a time, and those asking for a person, team or organisation.
@@ -57,12 +57,14 @@ def best_sentence(question: str, text: str, idf: Callable[[str], float]) -> tupl
     total = sum(idf(t) for t in wanted)
     if total <= 0:
         return None
-    stem_of = {w: t for w, t in stems(text).items() if t in wanted}  # the passage's words, stemmed once
+    spans = sentence_spans(text)
+    sentences = sentence_words(text, spans)
+    stem_of = {w: t for w, t in stems_of({w for ws in sentences for w in ws}).items() if t in wanted}
     if not stem_of:
         return None
     best, best_score = None, 0.0
-    for start, end in sentence_spans(text):
-        present = {stem_of[w] for w in words(text[start:end]) if w in stem_of}
+    for (start, end), found in zip(spans, sentences, strict=True):
+        present = {stem_of[w] for w in found if w in stem_of}
         if not present:
             continue
         bonus = ANSWER_TYPE_WEIGHT if _holds_answer(pattern, asked, text[start:end]) else 0.0
@@ -86,7 +88,10 @@ def shared_runs(a: str, b: str, min_words: int) -> list[tuple[int, tuple[int, in
     """Runs of at least `min_words` identical words (case-insensitive) in two texts, with their spans."""
     wa = [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(a)]
     wb = [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(b)]
-    sm = difflib.SequenceMatcher(None, [w for w, _, _ in wa], [w for w, _, _ in wb], autojunk=False)
+    sa, sb = [w for w, _, _ in wa], [w for w, _, _ in wb]
+    if sa == sb:  # the same words (a duplicated article): one run over all of them, as difflib would find
+        return [(len(wa), (wa[0][1], wa[-1][2]), (wb[0][1], wb[-1][2]))] if len(wa) >= max(1, min_words) else []
+    sm = difflib.SequenceMatcher(None, sa, sb, autojunk=False)
     return [
         (m.size, (wa[m.a][1], wa[m.a + m.size - 1][2]), (wb[m.b][1], wb[m.b + m.size - 1][2]))
         for m in sm.get_matching_blocks()

@@ -34,16 +34,33 @@ def terms(text: str) -> list[str]:
     return _stemmer().stemWords(words) if words else []
 
 
-def stems(text: str) -> dict[str, str]:
-    """Each distinct lower-cased, non-stop word of a text with its stem (`terms` gives the stems alone)."""
-    stop = _stopwords()
-    words = list({w for w in _WORD.findall(text.lower()) if w not in stop})
-    return dict(zip(words, _stemmer().stemWords(words), strict=True)) if words else {}
+_STEMS: dict[str, str] = {}  # word -> stem ("" for a stop word), shared by every search
+_STEMS_MAX = 200_000  # words; emptied when full (a news archive uses far fewer)
+
+
+def stems_of(words: set[str]) -> dict[str, str]:
+    """Each of a set of lower-cased words that is not a stop word, with its stem."""
+    new = [w for w in words if w not in _STEMS]
+    if new:
+        if len(_STEMS) + len(new) > _STEMS_MAX:
+            _STEMS.clear()
+        stop = _stopwords()
+        _STEMS.update((w, "" if w in stop else t) for w, t in zip(new, _stemmer().stemWords(new), strict=True))
+    return {w: t for w in words if (t := _STEMS[w])}
 
 
 def words(text: str) -> list[str]:
     """The lower-cased words `terms` reads, before stop words and stemming."""
     return _WORD.findall(text.lower())
+
+
+def sentence_words(text: str, spans: Sequence[tuple[int, int]]) -> list[list[str]]:
+    """`words` of each span of a text (sentences: each starts and ends beside a non-word character), read off the
+    lower-cased text in one go where lower-casing keeps every character in place."""
+    lowered = text.lower()
+    if len(lowered) != len(text):  # e.g. "İ" lower-cases to two characters: each span on its own
+        return [words(text[s:e]) for s, e in spans]
+    return [_WORD.findall(lowered, s, e) for s, e in spans]
 
 
 def named_terms(question: str) -> set[str]:

@@ -89,6 +89,8 @@ def test_onnx_export_embeds_like_the_model_and_the_query_path_needs_no_torch(rea
     from assistant.onnx_encoder import OnnxEncoder
 
     assert (real_index / "encoder" / "model.onnx").exists()
+    # the default model is BERT-shaped: its graph is fused (attention, layer norms, GELU) and still checked
+    assert json.loads((real_index / "encoder" / "encoder.json").read_text())["fused"] is True
     fresh = Assistant.load(index_dir=real_index)
     assert isinstance(fresh.embedder, OnnxEncoder)
     texts = ["What did Zelensky say to Russians?", "Who fled to Georgia?", "omelette", "x " * 3000]

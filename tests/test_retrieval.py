@@ -83,3 +83,21 @@ def test_coverage_weighs_the_question_words_its_article_holds(fake_assistant):
     assert all(0.0 <= e < 1.0 for e in everything)
     everything, names = coverage(snap, "what did they say?", ids)
     assert list(names) == [1.0] * len(ids)  # no names: nothing to miss
+
+
+def test_identical_texts_share_one_run_as_difflib_finds_it():
+    import difflib
+
+    text = "Lavrov, at the UN, accused Ukraine of Russophobia; flights were sold out."
+    found = [w.lower() for w in __import__("re").findall(r"\w+", text)]
+    block = difflib.SequenceMatcher(None, found, found, autojunk=False).get_matching_blocks()[0]
+    assert shared_runs(text, text.upper(), 8) == [(block.size, (0, len(text) - 1), (0, len(text) - 1))]
+    assert shared_runs("only four words here", "only four words here", 8) == []
+
+
+def test_best_sentence_where_lower_casing_moves_characters():
+    # "İ" lower-cases to two characters: the sentences' words are then read one sentence at a time.
+    text = "İstanbul grew fast. Ankara stayed the capital of Turkey. The rest is weather."
+    s, e = best_sentence("What is the capital of Turkey?", text, lambda t: 1.0)
+    assert text[s:e] == "Ankara stayed the capital of Turkey."
+    assert best_sentence("What is the capital of Turkey?", text.replace("İ", "I"), lambda t: 1.0) == (s, e)
