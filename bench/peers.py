@@ -304,8 +304,42 @@ def cold_plain(index_dir: Path, query: str) -> list[Any]:
     ]
 
 
+def loaded_txtai(index_dir: Path) -> Callable[[str], list[Any]]:
+    """A saved txtai index, loaded: its search function."""
+    from txtai import Embeddings
+
+    embeddings = Embeddings()
+    embeddings.load(str(index_dir))
+    return lambda query: embeddings.search(query, K)
+
+
+def loaded_plain(index_dir: Path) -> Callable[[str], list[Any]]:
+    """The plain loop's saved index (faiss and texts) with the model, loaded: its search function."""
+    import faiss
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(model_path(), device="cpu")
+    index = faiss.read_index(str(Path(index_dir) / "vectors.faiss"))
+    with sqlite3.connect(Path(index_dir) / "passages.sqlite") as db:
+        texts = {row: (pid, text) for row, pid, text in db.execute("SELECT row, id, text FROM passages")}
+    db.close()
+
+    def search(query: str) -> list[Any]:
+        rows, _scores = _plain_search(model, index, query)
+        return [texts[r] for r in rows if r >= 0]
+
+    return search
+
+
 PEERS: dict[str, Callable[[Passages, list[str], Path], Result]] = {"txtai": peer_txtai, "plain": peer_plain}
 COLD: dict[str, Callable[[Path, str], list[Any]]] = {"txtai": cold_txtai, "plain": cold_plain}
+LOADED: dict[str, Callable[[Path], Callable[[str], list[Any]]]] = {"txtai": loaded_txtai, "plain": loaded_plain}
+
+
+def search_round(fn_name: str, index_dir: Path, queries_file: Path, out_json: Path) -> list[float]:
+    """In a fresh process: load a peer's saved index and time its search over the queries (warm); the latencies."""
+    _run_child(["_search", fn_name, str(index_dir), str(queries_file), str(out_json)])
+    return json.loads(Path(out_json).read_text(encoding="utf-8"))["search_latencies"]
 
 
 def load_passages(path: Path) -> Passages:
@@ -427,6 +461,18 @@ def _worker(fn_name: str, passages_file: str, queries_file: str, out_json: str, 
     Path(out_json).write_text(json.dumps(result, indent=2), encoding="utf-8")
 
 
+def _search(fn_name: str, index_dir: str, queries_file: str, out_json: str) -> None:
+    _set_threads()
+    search = LOADED[fn_name](Path(index_dir))
+    search(WARMUP_QUERY)
+    latencies = []
+    for query in load_queries(Path(queries_file)):
+        t0 = time.perf_counter()
+        search(query)
+        latencies.append(time.perf_counter() - t0)
+    Path(out_json).write_text(json.dumps({"search_latencies": latencies}), encoding="utf-8")
+
+
 def _cold(fn_name: str, index_dir: str, query: str) -> None:
     t0 = time.perf_counter()
     if fn_name == "txtai":
@@ -453,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_worker":
         _worker(*argv[1:6])
+        return 0
+    if argv and argv[0] == "_search":
+        _search(*argv[1:5])
         return 0
     if argv and argv[0] == "_cold":
         _cold(*argv[1:4])

@@ -9,8 +9,9 @@ For each corpus, in one run and each system in its own process (so peak memory i
      writing); passages/s and model tokens/s, and their ratio to the model's own encode rate on the same passages.
   2. the passages our index holds (title + passage, exactly what we embed) are written out and given to the peers:
      txtai Embeddings (hybrid, content, exact faiss) and sentence-transformers + faiss.IndexFlatIP (bench/peers.py).
-  3. search: `Assistant.search(q, k=10)` and `Assistant.ask(q)` over the queries (warm, one process), p50/p95;
-     the peers' search over the same queries.
+  3. search: `Assistant.search(q, k=10)` and `Assistant.ask(q)` over the queries (warm, one process), p50/p95,
+     and the peers' search (loaded from their saved indexes) over the same queries: `--rounds` rounds, each system
+     once per round in a fresh process, in a turning order, latencies pooled (the machine is shared and noisy).
   4. cold start: wall time of `assistant ask "..."` on the built index, from process start to printed answer.
   5. incremental: 10 new articles added to the built index (`assistant index FOLDER`).
 Queries: 100 questions; for BBC the questions of eval/bbc.jsonl (answerable and off-topic), for Reuters half of
@@ -179,7 +180,9 @@ def ten_new_articles(corpus: str, folder: Path) -> None:
         (folder / f"new-{i}.txt").write_text(f"{text}\n\nUpdate {i}: the story is developing.", encoding="utf-8")
 
 
-def bench_corpus(corpus: str, work: Path, peers: list[str], n_queries: int, encode_sample: int) -> dict[str, Any]:
+def bench_corpus(
+    corpus: str, work: Path, peers: list[str], n_queries: int, encode_sample: int, rounds: int = 3
+) -> dict[str, Any]:
     """Every measurement for one corpus; prints as it goes."""
     sys.path.insert(0, str(ROOT))
     from bench import peers as peer_mod
@@ -216,10 +219,34 @@ def bench_corpus(corpus: str, work: Path, peers: list[str], n_queries: int, enco
         sample.write_text("\n".join(random.Random(11).sample(lines, encode_sample)) + "\n", encoding="utf-8")
     res["model"] = peer_mod.run_isolated("encode", sample, queries_file, work / f"{corpus}-encode.json")
 
-    print("   ours: search and ask ...", flush=True)
-    out_json = work / f"{corpus}-ours-search.json"
-    timed([sys.executable, str(Path(__file__)), "_search", str(index), str(queries_file), str(out_json)])
-    res["ours_search"] = json.loads(out_json.read_text())
+    for peer in peers:
+        print(f"   {peer} ...", flush=True)
+        pdir = work / f"{corpus}-{peer}"
+        shutil.rmtree(pdir, ignore_errors=True)
+        res[peer] = peer_mod.run_isolated(peer, passages_file, queries_file, work / f"{corpus}-{peer}.json", pdir)
+
+    # Search is timed in rounds, every system once per round in its own fresh process and in a turning order,
+    # so that a slow spell of this shared machine falls on all of them alike; latencies are pooled over rounds.
+    print(f"   search: {rounds} rounds, ours{''.join(', ' + p for p in peers)} in turn ...", flush=True)
+    systems = ["ours", *peers]
+    for peer in peers:
+        res[peer]["search_latencies_after_indexing"] = res[peer].pop("search_latencies")
+        res[peer]["search_latencies"] = []
+    for r in range(rounds):
+        for system in systems[r % len(systems) :] + systems[: r % len(systems)]:
+            out_json = work / f"{corpus}-{system}-search.json"
+            if system != "ours":
+                index_dir = Path(res[system]["index_dir"])
+                res[system]["search_latencies"] += peer_mod.search_round(system, index_dir, queries_file, out_json)
+                continue
+            timed([sys.executable, str(Path(__file__)), "_search", str(index), str(queries_file), str(out_json)])
+            found = json.loads(out_json.read_text())
+            if "ours_search" not in res:
+                res["ours_search"] = found
+            else:
+                res["ours_search"]["search_latencies"] += found["search_latencies"]
+                res["ours_search"]["ask_latencies"] += found["ask_latencies"]
+    res["search_rounds"] = rounds
     colds = []
     for _ in range(3):
         wall, rss, _ = measured(["ask", COLD_QUESTION, "--index-dir", str(index)])
@@ -233,12 +260,6 @@ def bench_corpus(corpus: str, work: Path, peers: list[str], n_queries: int, enco
     wall, rss, out = measured(["index", str(new), "--index-dir", str(index), "--json", "--quiet"])
     added = json.loads(out)
     res["ours_add10"] = {"seconds": wall, "new": added["new"], "embedded": added["embedded"], "peak_rss_mb": rss}
-
-    for peer in peers:
-        print(f"   {peer} ...", flush=True)
-        pdir = work / f"{corpus}-{peer}"
-        shutil.rmtree(pdir, ignore_errors=True)
-        res[peer] = peer_mod.run_isolated(peer, passages_file, queries_file, work / f"{corpus}-{peer}.json", pdir)
     print_table(res, peers)
     return res
 
@@ -342,6 +363,7 @@ def main() -> None:
     p.add_argument("--corpora", default="bbc,reuters", help="comma-separated: bbc, reuters, seeds")
     p.add_argument("--peers", default="txtai,plain", help="comma-separated: txtai, plain (empty for none)")
     p.add_argument("--queries", type=int, default=100)
+    p.add_argument("--rounds", type=int, default=3, help="search rounds, every system once per round, in turn")
     p.add_argument("--encode-sample", type=int, default=2000, help="passages for the model-alone rate (0: all)")
     p.add_argument("--workdir", default="bench-work", help="scratch folder for indexes (default bench-work/)")
     p.add_argument("--json", help="write every figure here")
@@ -352,7 +374,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     results = {"machine": machine(), "runs": []}
     for corpus in args.corpora.split(","):
-        results["runs"].append(bench_corpus(corpus, work, peers, args.queries, args.encode_sample))
+        results["runs"].append(bench_corpus(corpus, work, peers, args.queries, args.encode_sample, args.rounds))
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf-8")
 
