@@ -54,7 +54,8 @@ def best_sentence(question: str, text: str, idf: Callable[[str], float]) -> tupl
     when it holds what the question asks for: a number for "how much"/"when", a name for "who"/"which".
     """
     wanted, pattern, asked = _read_question(question)
-    total = sum(idf(t) for t in wanted)
+    weight = {t: idf(t) for t in wanted}
+    total = sum(weight[t] for t in wanted)
     if total <= 0:
         return None
     spans = sentence_spans(text)
@@ -67,8 +68,11 @@ def best_sentence(question: str, text: str, idf: Callable[[str], float]) -> tupl
         present = {stem_of[w] for w in found if w in stem_of}
         if not present:
             continue
+        share = sum(weight[t] for t in present) / total
+        if share + ANSWER_TYPE_WEIGHT <= best_score + 1e-9:
+            continue  # cannot win even with the bonus: the answer-type check is skipped
         bonus = ANSWER_TYPE_WEIGHT if _holds_answer(pattern, asked, text[start:end]) else 0.0
-        score = sum(idf(t) for t in present) / total + bonus
+        score = share + bonus
         if score > best_score + 1e-9:
             best, best_score = (start, end), score
     return best

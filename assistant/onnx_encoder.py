@@ -35,8 +35,8 @@ def _cores() -> int:
 class OnnxEncoder:
     """A sentence-transformers model (transformer, mean or CLS pooling, unit length) run by onnxruntime."""
 
-    def __init__(self, folder: Path, batch_size: int = 32) -> None:
-        """Load `model.onnx`, `tokenizer.json` and `encoder.json` from an exported folder."""
+    def __init__(self, folder: Path, batch_size: int = 32, model_file: str = "model.onnx") -> None:
+        """Load `model.onnx` (or `model_file`), `tokenizer.json` and `encoder.json` from an exported folder."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -61,7 +61,7 @@ class OnnxEncoder:
         options.log_severity_level = 3
         # Threads that spin between questions would take the cores the rest of the search needs.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(folder / model_file), options, providers=["CPUExecutionProvider"])
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 vectors for the texts, shape [len(texts), dimension]."""
@@ -120,40 +120,52 @@ def _pooling(model: Any) -> tuple[Any, str] | None:
     return (modules[0], mode) if mode in ("mean", "cls") else None
 
 
-def _probe_cosine(folder: Path, reference: np.ndarray) -> float:
-    """The lowest cosine between the exported encoder's probe vectors and the model's own."""
-    return float(np.min(np.sum(OnnxEncoder(folder).encode(PROBES) * reference, axis=1)))
+def _probe_cosine(folder: Path, reference: np.ndarray, model_file: str = "model.onnx") -> float:
+    """The lowest cosine between an exported encoder's probe vectors and the model's own."""
+    return float(np.min(np.sum(OnnxEncoder(folder, model_file=model_file).encode(PROBES) * reference, axis=1)))
 
 
-def _fuse(folder: Path, config: Any, reference: np.ndarray) -> float | None:
-    """Fuse the exported BERT-style graph (attention, layer norms, GELU: about 530 nodes into 60) in place, kept
-    only if it still gives the model's vectors; its lowest probe cosine, or None when left unfused."""
-    heads, hidden = getattr(config, "num_attention_heads", 0), getattr(config, "hidden_size", 0)
-    if getattr(config, "model_type", "") != "bert" or not heads or not hidden:
+def fuse_encoder(folder: Path) -> float | None:
+    """Fuse an exported BERT-shaped graph (attention, layer norms, GELU: about 530 nodes into 60) in place, kept
+    only if it still gives the model's vectors (`probes.npy`); its lowest probe cosine, or None when left as is.
+
+    Run in a process of its own (see `export_in_child`): the optimizer holds several copies of the graph.
+    """
+    info = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
+    shape = info.get("architecture") or {}
+    heads, hidden = int(shape.get("num_attention_heads") or 0), int(shape.get("hidden_size") or 0)
+    if info.get("fused") or shape.get("model_type") != "bert" or not heads or not hidden:
         return None
-    plain, fused = folder / "model.onnx", folder / "model.fused.onnx"
+    fused = folder / f".model.fused.{os.getpid()}.onnx"
     try:
         from onnxruntime.transformers import optimizer
 
         # opt_level 0: only the portable fusions written in Python, nothing tied to this machine's CPU
         graph = optimizer.optimize_model(
-            str(plain), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0
+            str(folder / "model.onnx"), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0
         )
         if graph.get_fused_operator_statistics().get("Attention", 0) == 0:
             return None
         graph.save_model_to_file(str(fused))
-        os.replace(plain, folder / "model.plain.onnx")
-        os.replace(fused, plain)
-        cosine = _probe_cosine(folder, reference)
-        if cosine >= MIN_COSINE:
-            os.remove(folder / "model.plain.onnx")
-            return cosine
-        os.replace(folder / "model.plain.onnx", plain)
+        del graph
+        cosine = _probe_cosine(folder, np.load(folder / "probes.npy"), fused.name)
+        if cosine < MIN_COSINE:
+            return None
+        os.replace(fused, folder / "model.onnx")
+        info.update(fused=True, min_probe_cosine=cosine)
+        _write_json(folder / "encoder.json", info)
+        return cosine
     except Exception:  # an optimizer that cannot take this graph: the plain export stays
-        if (folder / "model.plain.onnx").exists():
-            os.replace(folder / "model.plain.onnx", plain)
-    fused.unlink(missing_ok=True)
-    return None
+        return None
+    finally:
+        fused.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Replace a JSON file in one step."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def export_onnx_encoder(model: Any, name: str, index_dir: Path) -> float | None:
@@ -220,11 +232,13 @@ def export_onnx_encoder(model: Any, name: str, index_dir: Path) -> float | None:
         cosine = _probe_cosine(tmp, reference)
         if cosine < MIN_COSINE:
             return None
-        fused = _fuse(tmp, net.config, reference)
-        if fused is not None:
-            cosine = fused
+        np.save(tmp / "probes.npy", reference.astype(np.float32))  # the model's own vectors, to check a fused graph
+        config = net.config
+        info["architecture"] = {
+            k: getattr(config, k, None) for k in ("model_type", "num_attention_heads", "hidden_size")
+        }
         info["min_probe_cosine"] = cosine
-        info["fused"] = fused is not None
+        info["fused"] = False
         (tmp / "encoder.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
         final, old = index_dir / FOLDER, index_dir / f".{FOLDER}.{os.getpid()}.old"
         if final.exists():
@@ -239,17 +253,34 @@ def export_onnx_encoder(model: Any, name: str, index_dir: Path) -> float | None:
 
 
 def export_in_child(model: str, index_dir: Path, offline: bool = True) -> bool:
-    """Export the model in a child process (torch and its memory stay there); whether an encoder was made."""
+    """Export the model in a child process (torch and its memory stay there), then fuse its graph in another (the
+    optimizer's copies of the graph stay there); whether an encoder was made."""
     cmd = [sys.executable, "-m", "assistant.onnx_encoder", model, str(index_dir), "--offline" if offline else "--hub"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    return done.returncode == 0 and has_onnx_encoder(index_dir, model)
+    if done.returncode != 0 or not has_onnx_encoder(index_dir, model):
+        return False
+    fuse = [sys.executable, "-m", "assistant.onnx_encoder", "--fuse", str(index_dir)]
+    subprocess.run(fuse, capture_output=True, text=True, check=False)  # unfused, the export still serves
+    return has_onnx_encoder(index_dir, model)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m assistant.onnx_encoder MODEL INDEX_DIR [--offline|--hub]`: export; exit 0 when done."""
+    """`python -m assistant.onnx_encoder MODEL INDEX_DIR [--offline|--hub]`: export; `--fuse INDEX_DIR`: fuse the
+    exported graph; exit 0 when done."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--fuse"]:
+        folder = Path(args[1]) / FOLDER
+        if json.loads((folder / "encoder.json").read_text(encoding="utf-8")).get("fused"):
+            print(f"{folder}: already fused")
+            return 0
+        cosine = fuse_encoder(folder)
+        if cosine is None:
+            print(f"{folder}: left unfused (not a BERT-shaped graph, or the fused one gives other vectors)")
+            return 1
+        print(f"{folder}: graph fused (lowest probe cosine {cosine:.7f})")
+        return 0
     from .embedding import SentenceTransformerEmbedder
 
-    args = list(sys.argv[1:] if argv is None else argv)
     offline = "--hub" not in args
     model, index_dir = [a for a in args if not a.startswith("--")][:2]
     embedder = SentenceTransformerEmbedder(model, offline=offline)
