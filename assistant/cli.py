@@ -45,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         help=".txt .md .html .jsonl .json .sgm files or folders (default: the folders already in the index)",
     )
     s.add_argument("--prune", action="store_true", help="delete indexed articles whose files are gone from PATH")
-    s.add_argument("--rebuild", action="store_true", help="build a fresh index from PATH (old one kept until done)")
+    s.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="build a fresh index from PATH (old one kept until done; an older ONNX export is made again)",
+    )
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -39,7 +39,7 @@ class Assistant:
         self.settings = settings or Settings()
         self.store = Store(self.settings.index.dir)
         self._embedder = embedder
-        self._fresh = False  # export the model to ONNX again on first use (set by a rebuild)
+        self._fresh = False  # set by a rebuild: an older ONNX export is made again on first use
         self._snapshot: Snapshot | None = None
         self._stamp: tuple[int, int] | None = None
 
@@ -97,7 +97,7 @@ class Assistant:
         """Index files and folders: new and changed articles are embedded, unchanged ones are not."""
         base = None if rebuild or not self.store.exists() else self.snapshot
         if rebuild and self._embedder is None:
-            self._fresh = True  # export the model again before embedding everything anew
+            self._fresh = True  # an encoder exported by an older version is exported again first
         report, wrote = update_index(
             self.store, base, self.settings, lambda: self.embedder, list(paths), prune=prune, progress=progress
         )

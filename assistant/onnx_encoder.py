@@ -97,6 +97,15 @@ def has_onnx_encoder(index_dir: Path, model: str) -> bool:
     return isinstance(info, dict) and info.get("model") == model
 
 
+def exported_before_fusion(index_dir: Path) -> bool:
+    """Whether the index folder's encoder was exported by a version that did not yet fuse graphs."""
+    try:
+        info = json.loads((index_dir / FOLDER / "encoder.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and "fused" not in info
+
+
 def load_onnx_encoder(index_dir: Path, model: str, batch_size: int = 32) -> OnnxEncoder | None:
     """The exported encoder of an index, if there is one for this model and onnxruntime can run it."""
     if not has_onnx_encoder(index_dir, model):

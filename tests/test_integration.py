@@ -108,6 +108,23 @@ def test_onnx_export_embeds_like_the_model_and_the_query_path_needs_no_torch(rea
     assert "complicit" in out.stdout and "heavy: []" in out.stdout
 
 
+def test_rebuild_exports_again_an_encoder_from_before_fused_graphs(tmp_path, real_index):
+    index = tmp_path / "index"
+    shutil.copytree(real_index, index)
+    info_file = index / "encoder" / "encoder.json"
+    info = json.loads(info_file.read_text())
+    older = {k: v for k, v in info.items() if k not in ("fused", "architecture")}  # as an earlier version wrote it
+    info_file.write_text(json.dumps(older))
+    out = cli("index", SEEDS, "--index-dir", index, "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "fused" not in json.loads(info_file.read_text())  # an update keeps the encoder the index has
+    out = cli("index", "--rebuild", SEEDS, "--index-dir", index, "--quiet")
+    assert out.returncode == 0, out.stderr
+    again = json.loads(info_file.read_text())
+    assert again["fused"] is True and again["architecture"]["model_type"] == "bert"
+    assert again["min_probe_cosine"] >= 0.999
+
+
 def test_cli_index_ask_json_and_reindex(tmp_path):
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS, seeds)
