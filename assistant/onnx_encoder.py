@@ -149,6 +149,8 @@ def fuse_encoder(folder: Path) -> float | None:
     try:
         from onnxruntime.transformers import optimizer
 
+        from .store import write_atomic
+
         # opt_level 0: only the portable fusions written in Python, nothing tied to this machine's CPU
         graph = optimizer.optimize_model(
             str(folder / "model.onnx"), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0
@@ -162,19 +164,12 @@ def fuse_encoder(folder: Path) -> float | None:
             return None
         os.replace(fused, folder / "model.onnx")
         info.update(fused=True, min_probe_cosine=cosine)
-        _write_json(folder / "encoder.json", info)
+        write_atomic(folder / "encoder.json", json.dumps(info, indent=2).encode("utf-8"))
         return cosine
     except Exception:  # an optimizer that cannot take this graph: the plain export stays
         return None
     finally:
         fused.unlink(missing_ok=True)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Replace a JSON file in one step."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def export_onnx_encoder(model: Any, name: str, index_dir: Path) -> float | None:

@@ -277,11 +277,7 @@ def txtai_vector_agreement(texts: list[str]) -> float:
 
 def cold_txtai(index_dir: Path, query: str) -> list[Any]:
     """Load a saved txtai index in this process and answer one query."""
-    from txtai import Embeddings
-
-    embeddings = Embeddings()
-    embeddings.load(str(index_dir))
-    return embeddings.search(query, K)
+    return loaded_txtai(index_dir)(query)
 
 
 def cold_plain(index_dir: Path, query: str) -> list[Any]:
