@@ -12,6 +12,7 @@ from .config import Settings, load_settings
 from .conversation import contextualize
 from .embedding import Embedder, load_embedder
 from .indexer import IndexReport, check_compatible, remove_articles, update_index
+from .onnx_encoder import export_in_child, exported_before_fusion
 from .retrieval import rank, rank_articles, search
 from .store import Snapshot, Store
 from .types import Answer, AssistantError, Hit
@@ -39,7 +40,6 @@ class Assistant:
         self.settings = settings or Settings()
         self.store = Store(self.settings.index.dir)
         self._embedder = embedder
-        self._fresh = False  # set by a rebuild: an older ONNX export is made again on first use
         self._snapshot: Snapshot | None = None
         self._stamp: tuple[int, int] | None = None
 
@@ -64,7 +64,7 @@ class Assistant:
         """The embedding model (its ONNX export in the index folder where it has one), loaded on first use."""
         if self._embedder is None:
             e = self.settings.embedding
-            self._embedder = load_embedder(e.model, e.device, e.batch_size, e.offline, self.store.dir, self._fresh)
+            self._embedder = load_embedder(e.model, e.device, e.batch_size, e.offline, self.store.dir)
         return self._embedder
 
     @property
@@ -96,8 +96,9 @@ class Assistant:
     ) -> IndexReport:
         """Index files and folders: new and changed articles are embedded, unchanged ones are not."""
         base = None if rebuild or not self.store.exists() else self.snapshot
-        if rebuild and self._embedder is None:
-            self._fresh = True  # an encoder exported by an older version is exported again first
+        e = self.settings.embedding
+        if rebuild and self._embedder is None and e.device == "cpu" and exported_before_fusion(self.store.dir):
+            export_in_child(e.model, self.store.dir, e.offline)  # an export from before fused graphs is made again
         report, wrote = update_index(
             self.store, base, self.settings, lambda: self.embedder, list(paths), prune=prune, progress=progress
         )

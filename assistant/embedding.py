@@ -93,21 +93,14 @@ class SentenceTransformerEmbedder:
 
 
 def load_embedder(
-    model: str,
-    device: str = "cpu",
-    batch_size: int = 32,
-    offline: bool = True,
-    index_dir: Path | None = None,
-    fresh: bool = False,
+    model: str, device: str = "cpu", batch_size: int = 32, offline: bool = True, index_dir: Path | None = None
 ) -> Embedder:
     """The embedder for a configured model: on the CPU its ONNX export in `index_dir` (made now, in a separate
-    process, if missing, or if `fresh` and it predates fused graphs; when the model allows it), which loads in a
-    fraction of a second, embeds faster and keeps torch out of this process; else sentence-transformers."""
-    from .onnx_encoder import export_in_child, exported_before_fusion, load_onnx_encoder
+    process, if missing and the model allows it), which loads in a fraction of a second, embeds faster and keeps
+    torch out of this process; else sentence-transformers."""
+    from .onnx_encoder import export_in_child, load_onnx_encoder
 
     if device == "cpu" and index_dir is not None:
-        if fresh and exported_before_fusion(index_dir):  # a rebuild brings an older export up to date
-            export_in_child(model, index_dir, offline)
         exported = load_onnx_encoder(index_dir, model, batch_size)
         if exported is None and export_in_child(model, index_dir, offline):
             exported = load_onnx_encoder(index_dir, model, batch_size)
