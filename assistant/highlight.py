@@ -47,25 +47,57 @@ def _read_question(question: str) -> tuple[frozenset[str], re.Pattern[str] | Non
     return frozenset(terms(question)), _answer_pattern(question), frozenset(w.lower() for w in _WORD.findall(question))
 
 
-def best_sentence(question: str, text: str, idf: Callable[[str], float]) -> tuple[int, int] | None:
+Sentences = list[tuple[int, int, list[str]]]  # each sentence's span in a passage, and its terms
+ANALYSIS_VERSION = 1  # of `analyse`'s output; an index with another is analysed again when next written
+
+
+def sentence_terms(text: str) -> Sentences:
+    """The sentences of a text, each with its span and its terms (as `terms` reads them, each once)."""
+    spans = sentence_spans(text)
+    found = sentence_words(text, spans)
+    stem = stems_of({w for ws in found for w in ws})
+    return [(s, e, sorted({stem[w] for w in ws if w in stem})) for (s, e), ws in zip(spans, found, strict=True)]
+
+
+def analyse(text: str) -> str:
+    """What a search reads of a passage, worked out once when it is indexed: its plain words on the first line,
+    then a line per sentence: its start, its end and its terms (see `stored_words`, `stored_sentences`)."""
+    lines = [" ".join(plain_words(text))]
+    lines += [" ".join([str(s), str(e), *found]) for s, e, found in sentence_terms(text)]
+    return "\n".join(lines)
+
+
+def stored_words(analysis: str) -> list[str]:
+    """A passage's plain words, read from its `analyse` output."""
+    return analysis.partition("\n")[0].split()
+
+
+def stored_sentences(analysis: str) -> Sentences:
+    """A passage's sentences with their terms, read from its `analyse` output."""
+    out = []
+    for line in analysis.split("\n")[1:]:
+        start, end, *found = line.split(" ")
+        out.append((int(start), int(end), found))
+    return out
+
+
+def best_sentence(
+    question: str, text: str, idf: Callable[[str], float], sentences: Sentences | None = None
+) -> tuple[int, int] | None:
     """Span of the sentence in `text` that best answers the question (None if none shares a word with it).
 
     A sentence scores by the share of the question's weight (IDF) its words carry, plus ANSWER_TYPE_WEIGHT
     when it holds what the question asks for: a number for "how much"/"when", a name for "who"/"which".
+    `sentences`: the text's `sentence_terms`, when they were worked out beforehand.
     """
     wanted, pattern, asked = _read_question(question)
     weight = {t: idf(t) for t in wanted}
     total = sum(weight[t] for t in wanted)
     if total <= 0:
         return None
-    spans = sentence_spans(text)
-    sentences = sentence_words(text, spans)
-    stem_of = {w: t for w, t in stems_of({w for ws in sentences for w in ws}).items() if t in wanted}
-    if not stem_of:
-        return None
     best, best_score = None, 0.0
-    for (start, end), found in zip(spans, sentences, strict=True):
-        present = {stem_of[w] for w in found if w in stem_of}
+    for start, end, found in sentence_terms(text) if sentences is None else sentences:
+        present = wanted.intersection(found)
         if not present:
             continue
         share = sum(weight[t] for t in present) / total

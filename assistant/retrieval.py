@@ -11,7 +11,7 @@ import numpy as np
 
 from .config import RETRIEVAL_METHODS, RetrievalSettings
 from .embedding import Embedder
-from .highlight import best_sentence, overlaps, plain_words, shared_runs, shingles
+from .highlight import best_sentence, overlaps, plain_words, shared_runs, shingles, stored_sentences, stored_words
 from .lexical import named_terms, terms
 from .store import Snapshot
 from .types import AssistantError, Citation, Hit
@@ -162,18 +162,23 @@ def _shared_runs(g: Hit, h: Hit, size: int) -> list[tuple[int, tuple[int, int], 
 
 
 def collapse(
-    hits: list[Hit], settings: RetrievalSettings, answer: Callable[[Hit], tuple[int, int] | None] | None = None
+    hits: list[Hit],
+    settings: RetrievalSettings,
+    answer: Callable[[Hit], tuple[int, int] | None] | None = None,
+    words_of: Callable[[Hit], list[str]] | None = None,
 ) -> list[Hit]:
     """Fold near-duplicate passages into the best-ranked one, which then cites every article.
 
     `answer` gives a hit's answering sentence (default: its highlight); it is asked only of hits sharing text.
+    `words_of` gives a hit's `plain_words` (default: read off its text).
     """
     answer = answer or (lambda hit: hit.highlight)
+    words_of = words_of or (lambda hit: plain_words(hit.text))
     size = settings.duplicate_min_words
     kept: list[Hit] = []
     kept_words: list[tuple[int, set[tuple[str, ...]]]] = []
     for h in hits:
-        words = plain_words(h.text)
+        words = words_of(h)
         runs_of = shingles(words, size)
         for i, g in enumerate(kept):
             g_count, g_runs = kept_words[i]
@@ -213,7 +218,7 @@ def search(
     hits = []
     for i in order:
         pid = int(r.ids[i])
-        article_id, start, end, text = rows[pid]
+        article_id, start, end, text, _ = rows[pid]
         hits.append(
             Hit(
                 passage_id=pid,
@@ -229,10 +234,16 @@ def search(
 
     def answer(hit: Hit) -> tuple[int, int] | None:
         if hit.passage_id not in spans:
-            spans[hit.passage_id] = best_sentence(r.query, hit.text, snapshot.lexical.idf)
+            stored = rows[hit.passage_id][4]
+            sentences = None if stored is None else stored_sentences(stored)
+            spans[hit.passage_id] = best_sentence(r.query, hit.text, snapshot.lexical.idf, sentences)
         return spans[hit.passage_id]
 
-    return [dataclasses.replace(h, highlight=answer(h)) for h in collapse(hits, settings, answer)[:k]]
+    def words_of(hit: Hit) -> list[str]:
+        stored = rows[hit.passage_id][4]
+        return plain_words(hit.text) if stored is None else stored_words(stored)
+
+    return [dataclasses.replace(h, highlight=answer(h)) for h in collapse(hits, settings, answer, words_of)[:k]]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .chunking import indexed_text
+from .highlight import ANALYSIS_VERSION, analyse
 from .lexical import LexicalIndex
 from .types import Article, AssistantError, Passage
 from .vectors import build_vector_index, flat_matrix
@@ -29,7 +30,7 @@ SCHEMA = """
 CREATE TABLE articles (id TEXT PRIMARY KEY, title TEXT, text TEXT, path TEXT, source TEXT, url TEXT,
                        published TEXT, sha TEXT, root TEXT, added REAL);
 CREATE TABLE passages (id INTEGER PRIMARY KEY, article_id TEXT NOT NULL, seq INTEGER, char_start INTEGER,
-                       char_end INTEGER, n_tokens INTEGER, text TEXT, vector BLOB);
+                       char_end INTEGER, n_tokens INTEGER, text TEXT, vector BLOB, analysis TEXT);
 CREATE INDEX passages_article ON passages(article_id);
 CREATE TABLE roots (path TEXT PRIMARY KEY);
 """
@@ -74,23 +75,25 @@ class Snapshot:
     article_ids: list[str]
     lock: threading.Lock
     flat: np.ndarray | None = None  # an exact index's vectors, row i = lexical row i (see vectors.flat_matrix)
+    analysed: bool = False  # whether passages carry their `highlight.analyse` output (indexes before it do not)
 
     @property
     def generation_dir(self) -> Path:
         """The folder of this generation."""
         return self.index_dir / self.manifest["generation"]
 
-    def passages(self, ids: Sequence[int]) -> dict[int, tuple[str, int, int, str]]:
-        """(article_id, char_start, char_end, text) for passage ids."""
+    def passages(self, ids: Sequence[int]) -> dict[int, tuple[str, int, int, str, str | None]]:
+        """(article_id, char_start, char_end, text, analysis or None) for passage ids."""
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
+        analysis = "analysis" if self.analysed else "NULL"
         with self.lock:
             rows = self.db.execute(
-                f"SELECT id, article_id, char_start, char_end, text FROM passages WHERE id IN ({marks})",
+                f"SELECT id, article_id, char_start, char_end, text, {analysis} FROM passages WHERE id IN ({marks})",
                 [int(i) for i in ids],
             ).fetchall()
-        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+        return {r[0]: r[1:] for r in rows}
 
     def article_text(self, article_id: str) -> str | None:
         """The cleaned text of an article, as passages' spans refer to it."""
@@ -183,6 +186,7 @@ class Store:
             n_pass = db.execute("SELECT count(*) FROM passages").fetchone()[0]
             rows = db.execute("SELECT id, title, source, path, url, published FROM articles ORDER BY id").fetchall()
             pid_art = db.execute("SELECT id, article_id FROM passages ORDER BY id").fetchall()
+            columns = {r[1] for r in db.execute("PRAGMA table_info(passages)")}
         except sqlite3.Error as e:
             raise AssistantError(f"index database in {gen} is damaged ({e}); rebuild with: {hint}") from None
         try:
@@ -223,6 +227,7 @@ class Store:
             article_ids,
             threading.Lock(),
             None if flat is None else flat[0],
+            "analysis" in columns and manifest.get("analysis") == ANALYSIS_VERSION,
         )
 
     @contextlib.contextmanager
@@ -268,6 +273,8 @@ class Store:
             else:
                 db.executescript(SCHEMA)
             with db:
+                if base is not None and base.manifest.get("analysis") != ANALYSIS_VERSION:
+                    self._analyse_all(db)  # an index from before passages were analysed, or analysed otherwise
                 removed = self._apply(db, remove, add, roots, root_of)
             ids, vecs, texts = self._all_passages(db, meta["dimension"], meta["chunking"].get("with_title", False))
         finally:
@@ -290,6 +297,7 @@ class Store:
             "format": FORMAT,
             "generation": name,
             **meta,
+            "analysis": ANALYSIS_VERSION,
             "vectors": vector_kind(index),
             "articles": n_articles,
             "passages": int(len(ids)),
@@ -331,15 +339,23 @@ class Store:
                 ),
             )
             db.executemany(
-                "INSERT INTO passages (article_id, seq, char_start, char_end, n_tokens, text, vector) "
-                "VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO passages (article_id, seq, char_start, char_end, n_tokens, text, vector, analysis) "
+                "VALUES (?,?,?,?,?,?,?,?)",
                 [
-                    (p.article_id, p.seq, p.char_start, p.char_end, p.n_tokens, p.text, vectors[i].tobytes())
-                    for i, p in enumerate(passages)
+                    (p.article_id, p.seq, p.char_start, p.char_end, p.n_tokens, p.text, v.tobytes(), analyse(p.text))
+                    for p, v in zip(passages, vectors, strict=False)
                 ],
             )
         db.executemany("INSERT OR IGNORE INTO roots VALUES (?)", [(r,) for r in roots])
         return removed
+
+    @staticmethod
+    def _analyse_all(db: sqlite3.Connection) -> None:
+        """Store every passage's `analyse` output (adding the column to an index from before it)."""
+        if "analysis" not in {r[1] for r in db.execute("PRAGMA table_info(passages)")}:
+            db.execute("ALTER TABLE passages ADD COLUMN analysis TEXT")
+        rows = db.execute("SELECT id, text FROM passages").fetchall()
+        db.executemany("UPDATE passages SET analysis = ? WHERE id = ?", [(analyse(text), pid) for pid, text in rows])
 
     @staticmethod
     def _all_passages(db: sqlite3.Connection, dim: int, with_title: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 
 from assistant.config import RetrievalSettings
-from assistant.highlight import best_sentence, shared_runs
+from assistant.highlight import (
+    analyse,
+    best_sentence,
+    plain_words,
+    sentence_terms,
+    shared_runs,
+    stored_sentences,
+    stored_words,
+)
 from assistant.lexical import named_terms, terms
 from assistant.retrieval import collapse, coverage
 from assistant.types import AssistantError, Citation, Hit
@@ -101,3 +109,22 @@ def test_best_sentence_where_lower_casing_moves_characters():
     s, e = best_sentence("What is the capital of Turkey?", text, lambda t: 1.0)
     assert text[s:e] == "Ankara stayed the capital of Turkey."
     assert best_sentence("What is the capital of Turkey?", text.replace("İ", "I"), lambda t: 1.0) == (s, e)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "İstanbul grew fast. Ankara stayed the capital of Turkey. The rest is weather.",
+        "Mr. Smith said: “We won!” Then he left.\n\nA new paragraph, with 3.5% growth…",
+        "...",
+        "one",
+    ],
+)
+def test_stored_analysis_reads_back_what_the_text_gives(text):
+    stored = analyse(text)
+    assert stored_words(stored) == plain_words(text)
+    assert stored_sentences(stored) == sentence_terms(text)
+    question = "What is the capital of Turkey?"
+    assert best_sentence(question, text, lambda t: 1.0, stored_sentences(stored)) == best_sentence(
+        question, text, lambda t: 1.0
+    )

@@ -1,5 +1,6 @@
 import json
 import shutil
+import sqlite3
 
 import pytest
 
@@ -168,3 +169,32 @@ def test_a_reader_picks_up_a_generation_written_by_another_process(fake_assistan
     answer = reader.ask("ferry crews walked out")
     assert answer.index != first and answer.index == fake_assistant.snapshot.manifest["generation"]
     assert any(c.article_id == "ferry.txt" for h in answer.passages for c in h.citations)
+
+
+def test_an_index_from_before_stored_analysis_is_searched_the_same_and_analysed_when_next_written(
+    fake_assistant, tmp_path
+):
+    questions = ("Who fled Russia?", "What did Zelensky say to Russians?", "How many people were called up?")
+    assert fake_assistant.snapshot.analysed
+    before = {q: fake_assistant.search(q, k=10) for q in questions}
+    d = fake_assistant.store.dir
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest.pop("analysis") == 1
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    db = sqlite3.connect(d / manifest["generation"] / "index.sqlite")
+    db.execute("ALTER TABLE passages DROP COLUMN analysis")  # as an index written before it was stored
+    db.commit()
+    db.close()
+    old = Assistant(fake_assistant.settings, embedder=HashEmbedder())
+    assert not old.snapshot.analysed
+    assert {q: old.search(q, k=10) for q in questions} == before  # read off the text instead
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "ferry.txt").write_text("Ferry strike\n\nThe island ferry crews walked out on Monday over pay.")
+    old.add([extra])
+    snap = old.snapshot
+    assert snap.analysed and snap.manifest["analysis"] == 1
+    assert snap.db.execute("SELECT count(*) FROM passages WHERE analysis IS NULL").fetchone()[0] == 0
+    stored = {q: old.search(q, k=10) for q in questions}
+    snap.analysed = False
+    assert {q: old.search(q, k=10) for q in questions} == stored
