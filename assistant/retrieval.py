@@ -15,7 +15,7 @@ from .highlight import best_sentence, overlaps, plain_words, shared_runs, shingl
 from .lexical import named_terms, terms
 from .store import Snapshot
 from .types import AssistantError, Citation, Hit
-from .vectors import search_params
+from .vectors import HALF_ERROR, dot_rows, scan, search_params
 
 FILTER_KEYS = ("article_id", "source", "published_from", "published_to")
 
@@ -64,6 +64,19 @@ def scaled(x: np.ndarray, top: int) -> np.ndarray:
     return (x - best[-1]) / span if span > 1e-12 else np.where(x > 0, 1.0, 0.0)
 
 
+def _half_top(snapshot: Snapshot, qvec: np.ndarray, k: int) -> np.ndarray | None:
+    """Rows of the k best cosines of an exact index, found by scanning its 16-bit copy for 2k and scoring those
+    exactly; None when that cannot be sure of them (a row left out might be within HALF_ERROR of the k-th)."""
+    if snapshot.half is None or 2 * k >= len(snapshot.flat):
+        return None
+    near, rows = scan(snapshot.half, qvec, 2 * k)
+    exact = dot_rows(snapshot.flat[rows], qvec)
+    best = np.argpartition(-exact, k - 1)[:k]
+    if near[-1] + HALF_ERROR >= exact[best].min():
+        return None
+    return rows[best]
+
+
 def candidates(
     snapshot: Snapshot, qvec: np.ndarray, question: str, n: int, allowed: np.ndarray | None, ef_search: int = 128
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,8 +90,10 @@ def candidates(
     row_mask = None if allowed is None else np.isin(snapshot.row_article, allowed)
     k = min(n, total)
     sims = None
-    if snapshot.flat is not None:  # exact: every passage scored, rows aligned with the BM25 rows
-        sims = snapshot.flat @ qvec
+    if snapshot.flat is not None and row_mask is None and (rows := _half_top(snapshot, qvec, k)) is not None:
+        dense_ids = lex.ids[rows]
+    elif snapshot.flat is not None:  # exact: every passage scored, rows aligned with the BM25 rows
+        sims = dot_rows(snapshot.flat, qvec)
         if row_mask is not None:
             sims = np.where(row_mask, sims, -np.inf)
         rows = np.argpartition(-sims, k - 1)[:k] if k < total else np.arange(total)
@@ -86,13 +101,11 @@ def candidates(
     elif row_mask is not None and row_mask.sum() <= FILTERED_EXACT_MAX:
         # A graph visits few of a small allowed set: score those passages exactly instead.
         allowed_ids = lex.ids[row_mask]
-        dense_ids = allowed_ids[np.argsort(-(snapshot.vectors.reconstruct_batch(allowed_ids) @ qvec))[:k]]
+        dense_ids = allowed_ids[np.argsort(-dot_rows(snapshot.vectors.reconstruct_batch(allowed_ids), qvec))[:k]]
     else:
         selector = None if row_mask is None else faiss.IDSelectorBatch(lex.ids[row_mask])
-        _, ids = snapshot.vectors.search(
-            qvec.reshape(1, -1), k, params=search_params(snapshot.vectors, selector, ef_search)
-        )
-        dense_ids = ids[0][ids[0] >= 0]
+        _, ids = scan(snapshot.vectors, qvec, k, search_params(snapshot.vectors, selector, ef_search))
+        dense_ids = ids[ids >= 0]
     bm25 = lex.scores(question, None if row_mask is None else row_mask.astype(np.float32))
     top_rows = np.argpartition(-bm25, k - 1)[:k] if k < total else np.arange(total)
     top_rows = top_rows[bm25[top_rows] > 0]
@@ -100,8 +113,10 @@ def candidates(
     at = np.searchsorted(lex.ids, pids)
     if sims is not None:
         dense = sims[at]
+    elif snapshot.flat is not None:
+        dense = dot_rows(snapshot.flat[at], qvec)
     else:
-        dense = snapshot.vectors.reconstruct_batch(pids) @ qvec if len(pids) else np.zeros(0, np.float32)
+        dense = dot_rows(snapshot.vectors.reconstruct_batch(pids), qvec) if len(pids) else np.zeros(0, np.float32)
     lexical = bm25[at]
     return pids, dense.astype(np.float32), lexical.astype(np.float32)
 

@@ -21,7 +21,7 @@ from .chunking import indexed_text
 from .highlight import ANALYSIS_VERSION, analyse
 from .lexical import LexicalIndex
 from .types import Article, AssistantError, Passage
-from .vectors import build_vector_index, flat_matrix
+from .vectors import build_vector_index, flat_matrix, half_copy
 from .vectors import kind as vector_kind
 
 FORMAT = 1
@@ -75,6 +75,7 @@ class Snapshot:
     article_ids: list[str]
     lock: threading.Lock
     flat: np.ndarray | None = None  # an exact index's vectors, row i = lexical row i (see vectors.flat_matrix)
+    half: Any = None  # the flat rows in 16-bit floats, scanned first (see vectors.half_copy)
     analysed: bool = False  # whether passages carry their `highlight.analyse` output (indexes before it do not)
 
     @property
@@ -227,6 +228,7 @@ class Store:
             article_ids,
             threading.Lock(),
             None if flat is None else flat[0],
+            None if flat is None else half_copy(flat[0]),
             "analysis" in columns and manifest.get("analysis") == ANALYSIS_VERSION,
         )
 

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -12,8 +14,9 @@ from assistant.highlight import (
     stored_words,
 )
 from assistant.lexical import named_terms, terms
-from assistant.retrieval import collapse, coverage
+from assistant.retrieval import _half_top, collapse, coverage
 from assistant.types import AssistantError, Citation, Hit
+from assistant.vectors import half_copy
 
 
 def _hit(pid, text, article, highlight_phrase):
@@ -128,3 +131,22 @@ def test_stored_analysis_reads_back_what_the_text_gives(text):
     assert best_sentence(question, text, lambda t: 1.0, stored_sentences(stored)) == best_sentence(
         question, text, lambda t: 1.0
     )
+
+
+def test_the_16_bit_scan_finds_the_exact_top_or_says_it_cannot(fake_assistant):
+    snap = fake_assistant.snapshot
+    assert snap.half is not None and len(snap.flat) > 20
+    sure = 0
+    for question in ("Who fled Russia?", "What did Zelensky say to Russians?", "prisoner swap Medvedchuk"):
+        q = fake_assistant.embedder.encode([question])[0]
+        exact = snap.flat @ q
+        rows = _half_top(snap, q, 8)
+        if rows is not None:  # the 8 best by exact cosine, whatever order
+            assert sorted(exact[rows].tolist()) == sorted(np.sort(exact)[-8:].tolist())
+            sure += 1
+    assert sure >= 2
+    # Rows that tie cannot be told apart in 16 bits: it gives up, and the exact scan answers.
+    tied = dataclasses.replace(
+        snap, flat=np.repeat(snap.flat[:1], 30, axis=0), half=half_copy(np.repeat(snap.flat[:1], 30, axis=0))
+    )
+    assert _half_top(tied, snap.flat[0], 5) is None
