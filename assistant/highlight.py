@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from collections.abc import Callable
@@ -120,18 +119,58 @@ def shingles(words: list[str], size: int) -> set[tuple[str, ...]]:
     return set(zip(*(words[i:] for i in range(size)), strict=False))
 
 
+def long_blocks(a: list[str], b: list[str], n: int) -> list[tuple[int, int, int]]:
+    """The matching blocks (i, j, size) of at least n items that difflib's SequenceMatcher (no junk) finds.
+
+    difflib takes the longest match (earliest in a, then in b) and recurses on each side of it. A side whose
+    longest match is shorter than n holds no block of n, so only runs of n-item windows shared by a and b need
+    reading: the same blocks, without comparing every word with every other.
+    """
+    at: dict[tuple[str, ...], list[int]] = {}
+    for j, window in enumerate(zip(*(b[x:] for x in range(n)), strict=False)):
+        at.setdefault(window, []).append(j)
+    pairs = {
+        (i, j) for i, window in enumerate(zip(*(a[x:] for x in range(n)), strict=False)) for j in at.get(window, ())
+    }
+    runs = []  # maximal diagonal runs of shared windows, as matches (i, j, size)
+    for i, j in pairs:
+        if (i - 1, j - 1) not in pairs:
+            size = 1
+            while (i + size, j + size) in pairs:
+                size += 1
+            runs.append((i, j, size + n - 1))
+    blocks = []
+    todo = [(0, len(a), 0, len(b))]
+    while todo:
+        alo, ahi, blo, bhi = todo.pop()
+        best = None  # (size, -i, -j): the longest, then the earliest in a, then in b
+        for i, j, size in runs:
+            skip = max(alo - i, blo - j, 0)
+            size = min(size, ahi - i, bhi - j) - skip
+            if size >= n and (best is None or (size, -(i + skip), -(j + skip)) > best):
+                best = (size, -(i + skip), -(j + skip))
+        if best is None:
+            continue
+        size, i, j = best[0], -best[1], -best[2]
+        blocks.append((i, j, size))
+        if alo < i and blo < j:
+            todo.append((alo, i, blo, j))
+        if i + size < ahi and j + size < bhi:
+            todo.append((i + size, ahi, j + size, bhi))
+    return sorted(blocks)
+
+
 def shared_runs(a: str, b: str, min_words: int) -> list[tuple[int, tuple[int, int], tuple[int, int]]]:
-    """Runs of at least `min_words` identical words (case-insensitive) in two texts, with their spans."""
+    """Runs of at least `min_words` identical words (case-insensitive) in two texts, with their spans: the
+    matching blocks difflib finds between their word lists (see `long_blocks`)."""
     wa = [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(a)]
     wb = [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(b)]
     sa, sb = [w for w, _, _ in wa], [w for w, _, _ in wb]
     if sa == sb:  # the same words (a duplicated article): one run over all of them, as difflib would find
         return [(len(wa), (wa[0][1], wa[-1][2]), (wb[0][1], wb[-1][2]))] if len(wa) >= max(1, min_words) else []
-    sm = difflib.SequenceMatcher(None, sa, sb, autojunk=False)
     return [
-        (m.size, (wa[m.a][1], wa[m.a + m.size - 1][2]), (wb[m.b][1], wb[m.b + m.size - 1][2]))
-        for m in sm.get_matching_blocks()
-        if m.size >= min_words
+        (size, (wa[i][1], wa[i + size - 1][2]), (wb[j][1], wb[j + size - 1][2]))
+        for i, j, size in long_blocks(sa, sb, max(1, min_words))
     ]
 
 

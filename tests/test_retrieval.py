@@ -1,4 +1,6 @@
 import dataclasses
+import difflib
+import random
 
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ from assistant.config import RetrievalSettings
 from assistant.highlight import (
     analyse,
     best_sentence,
+    long_blocks,
     plain_words,
     sentence_terms,
     shared_runs,
@@ -97,7 +100,6 @@ def test_coverage_weighs_the_question_words_its_article_holds(fake_assistant):
 
 
 def test_identical_texts_share_one_run_as_difflib_finds_it():
-    import difflib
 
     text = "Lavrov, at the UN, accused Ukraine of Russophobia; flights were sold out."
     found = [w.lower() for w in __import__("re").findall(r"\w+", text)]
@@ -150,3 +152,26 @@ def test_the_16_bit_scan_finds_the_exact_top_or_says_it_cannot(fake_assistant):
         snap, flat=np.repeat(snap.flat[:1], 30, axis=0), half=half_copy(np.repeat(snap.flat[:1], 30, axis=0))
     )
     assert _half_top(tied, snap.flat[0], 5) is None
+
+
+def test_long_blocks_are_the_blocks_difflib_finds():
+    rng = random.Random(1)
+    found = 0
+    for _ in range(3000):
+        vocab = rng.choice([2, 3, 5, 20])  # few distinct words: many ties between equally long matches
+        a = [str(rng.randrange(vocab)) for _ in range(rng.randrange(60))]
+        b = list(a)
+        for _ in range(rng.randrange(6)):
+            pos = rng.randrange(len(b) + 1)
+            if rng.random() < 0.5:
+                b.insert(pos, str(rng.randrange(vocab)))
+            elif b:
+                b[min(pos, len(b) - 1)] = str(rng.randrange(vocab))
+        if rng.random() < 0.3:
+            b = b[rng.randrange(len(b) + 1) :] + a[: rng.randrange(len(a) + 1)]
+        n = rng.choice([1, 2, 3, 5, 8])
+        blocks = difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()
+        expected = [(m.a, m.b, m.size) for m in blocks if m.size >= n]
+        assert long_blocks(a, b, n) == expected, (a, b, n)
+        found += bool(expected)
+    assert found > 2000
