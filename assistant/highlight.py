@@ -160,18 +160,29 @@ def long_blocks(a: list[str], b: list[str], n: int) -> list[tuple[int, int, int]
     return sorted(blocks)
 
 
+def _word_end(text: str) -> int:
+    """Where the last word of a text ends (a word character is what `\\w` matches: alphanumeric or '_')."""
+    end = len(text)
+    while end and not (text[end - 1].isalnum() or text[end - 1] == "_"):
+        end -= 1
+    return end
+
+
 def shared_runs(a: str, b: str, min_words: int) -> list[tuple[int, tuple[int, int], tuple[int, int]]]:
     """Runs of at least `min_words` identical words (case-insensitive) in two texts, with their spans: the
     matching blocks difflib finds between their word lists (see `long_blocks`)."""
-    wa = [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(a)]
-    wb = [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(b)]
-    sa, sb = [w for w, _, _ in wa], [w for w, _, _ in wb]
+    sa = [w.lower() for w in _WORD.findall(a)]
+    sb = [w.lower() for w in _WORD.findall(b)]
     if sa == sb:  # the same words (a duplicated article): one run over all of them, as difflib would find
-        return [(len(wa), (wa[0][1], wa[-1][2]), (wb[0][1], wb[-1][2]))] if len(wa) >= max(1, min_words) else []
-    return [
-        (size, (wa[i][1], wa[i + size - 1][2]), (wb[j][1], wb[j + size - 1][2]))
-        for i, j, size in long_blocks(sa, sb, max(1, min_words))
-    ]
+        if len(sa) < max(1, min_words):
+            return []
+        return [(len(sa), (_WORD.search(a).start(), _word_end(a)), (_WORD.search(b).start(), _word_end(b)))]
+    blocks = long_blocks(sa, sb, max(1, min_words))
+    if not blocks:
+        return []
+    pa = [m.span() for m in _WORD.finditer(a)]
+    pb = [m.span() for m in _WORD.finditer(b)]
+    return [(size, (pa[i][0], pa[i + size - 1][1]), (pb[j][0], pb[j + size - 1][1])) for i, j, size in blocks]
 
 
 def overlaps(a: tuple[int, int] | None, b: tuple[int, int]) -> bool:

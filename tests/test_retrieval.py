@@ -106,6 +106,8 @@ def test_identical_texts_share_one_run_as_difflib_finds_it():
     block = difflib.SequenceMatcher(None, found, found, autojunk=False).get_matching_blocks()[0]
     assert shared_runs(text, text.upper(), 8) == [(block.size, (0, len(text) - 1), (0, len(text) - 1))]
     assert shared_runs("only four words here", "only four words here", 8) == []
+    # where a text's words begin and end: "İ" is a word character, "_" too, "…" is not
+    assert shared_runs("«İzmir grew_ fast…»", "İZMIR GREW_ FAST!", 1) == [(3, (1, 17), (0, 16))]
 
 
 def test_best_sentence_where_lower_casing_moves_characters():
