@@ -345,7 +345,7 @@ class Store:
                 "VALUES (?,?,?,?,?,?,?,?)",
                 [
                     (p.article_id, p.seq, p.char_start, p.char_end, p.n_tokens, p.text, v.tobytes(), analyse(p.text))
-                    for p, v in zip(passages, vectors, strict=False)
+                    for p, v in zip(passages, vectors, strict=True)
                 ],
             )
         db.executemany("INSERT OR IGNORE INTO roots VALUES (?)", [(r,) for r in roots])
@@ -356,8 +356,11 @@ class Store:
         """Store every passage's `analyse` output (adding the column to an index from before it)."""
         if "analysis" not in {r[1] for r in db.execute("PRAGMA table_info(passages)")}:
             db.execute("ALTER TABLE passages ADD COLUMN analysis TEXT")
-        rows = db.execute("SELECT id, text FROM passages").fetchall()
-        db.executemany("UPDATE passages SET analysis = ? WHERE id = ?", [(analyse(text), pid) for pid, text in rows])
+        last = -1
+        page = "SELECT id, text FROM passages WHERE id > ? ORDER BY id LIMIT 5000"
+        while rows := db.execute(page, (last,)).fetchall():
+            db.executemany("UPDATE passages SET analysis = ? WHERE id = ?", [(analyse(t), pid) for pid, t in rows])
+            last = rows[-1][0]
 
     @staticmethod
     def _all_passages(db: sqlite3.Connection, dim: int, with_title: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
