@@ -67,6 +67,10 @@ def _shot(page, name):
 
 def test_example_question_citation_and_article_view(page, real_assistant):
     page.get_by_text("What did Zelensky say to Russians?").first.click()  # an example, offered on first load
+    # The example reaches the box through the server: on a busy machine Enter could otherwise send an empty box.
+    page.wait_for_function(
+        "document.querySelector('#question textarea').value.includes('Zelensky')", timeout=30_000, polling=100
+    )
     page.locator("#question textarea").press("Enter")
     page.wait_for_selector(CITE, timeout=60_000)
     reply = page.locator("#chat .bot").last
