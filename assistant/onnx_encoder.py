@@ -59,9 +59,9 @@ class OnnxEncoder:
         # a question's embedding about 0.7 ms slower here.
         options.intra_op_num_threads = _cores()
         options.log_severity_level = 3
-        # The worker threads spin briefly between the model's operators instead of sleeping: a question's
-        # embedding is then about 1 ms faster here and the rest of the search, on the calling thread, no slower
-        # (a whole search 8.5 -> 7.3 ms p50 on BBC, alternating in one process on 2 cores).
+        # The worker threads spin briefly between the model's operators (onnxruntime's default, set here on
+        # purpose) instead of sleeping: on 2 cores a BBC search went from 8.6-9.3 to 7.2-8.3 ms p50, all of it
+        # gained in the question's embedding; the rest of the search runs on the calling thread, no slower.
         options.add_session_config_entry("session.intra_op.allow_spinning", "1")
         self.session = ort.InferenceSession(str(folder / model_file), options, providers=["CPUExecutionProvider"])
 
