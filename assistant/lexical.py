@@ -113,9 +113,11 @@ class LexicalIndex:
         return cls(bm25, np.load(folder / "ids.npy"))
 
     def scores(self, query: str, mask: np.ndarray | None = None) -> np.ndarray:
-        """BM25 score of every row for the query (0 where `mask` is 0)."""
+        """BM25 score of every row for the query (0 where `mask` is 0); a term said twice in the query counts once."""
         vocab = self.bm25.vocab_dict
-        qids = [vocab[t] for t in terms(query) if t in vocab]
+        # bm25s adds a repeated query term's score again; counting it once measured better on SciFact (0.7285 ->
+        # 0.7304 nDCG@10 in the pipeline) and the same on the news sets: BM25 without query term frequency.
+        qids = list(dict.fromkeys(vocab[t] for t in terms(query) if t in vocab))
         n = int(self.bm25.scores["num_docs"])
         if not qids or n == 0:
             return np.zeros(n, dtype=np.float32)

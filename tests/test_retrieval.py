@@ -16,7 +16,7 @@ from assistant.highlight import (
     stored_sentences,
     stored_words,
 )
-from assistant.lexical import named_terms, terms
+from assistant.lexical import LexicalIndex, named_terms, terms
 from assistant.retrieval import _half_top, collapse, coverage
 from assistant.types import AssistantError, Citation, Hit
 from assistant.vectors import half_copy
@@ -83,6 +83,15 @@ def test_floor_gives_nothing_found(fake_assistant):
 def test_named_terms_are_capitalised_words_after_the_first_and_numbers():
     assert named_terms("Who won the 2018 FIFA World Cup in Russia?") == set(terms("2018 FIFA World Cup Russia"))
     assert named_terms("how do i reverse a list?") == set()
+
+
+def test_bm25_counts_a_term_repeated_in_the_question_once():
+    texts = ["the cat sat", "a dog barked at the cat", "dogs and more dogs", "rain"]
+    index = LexicalIndex.build(texts, [10, 11, 12, 13])
+    once = index.scores("dog cat")
+    assert once[1] > once[0] > 0 and once[2] > 0 and once[3] == 0
+    assert np.array_equal(index.scores("dog dogs cat, the cat"), once)
+    assert np.array_equal(index.scores("cat dog", np.array([1, 0, 1, 1], np.float32)), np.where([1, 0, 1, 1], once, 0))
 
 
 def test_coverage_weighs_the_question_words_its_article_holds(fake_assistant):
