@@ -5,6 +5,7 @@ import random
 import numpy as np
 import pytest
 
+from assistant.answer import build_answer, cite, render_text
 from assistant.config import RetrievalSettings
 from assistant.highlight import (
     analyse,
@@ -38,6 +39,17 @@ def test_same_quote_collapses_into_one_hit_citing_both():
     out = collapse([a, b, c], RetrievalSettings())
     assert [h.passage_id for h in out] == [1, 3]
     assert [x.article_id for x in out[0].citations] == ["a", "b"]
+
+
+def test_a_text_citation_names_the_article_where_its_file_holds_many():
+    one = Citation("sub/a.txt", "A", "", "seeds/sub/a.txt", 0, 9)
+    first = Citation("business/001", "Same title", "BBC", "corpus/bbc.jsonl", 0, 40)
+    copy = dataclasses.replace(first, article_id="business/071")
+    assert cite(one) == "A (seeds/sub/a.txt, chars 0-9)"
+    assert cite(first) == "Same title, BBC (corpus/bbc.jsonl, article business/001, chars 0-40)"
+    hit = Hit(1, "Some passage text here.", 1.0, (first, copy))
+    text = render_text(build_answer("q", [hit]))
+    assert "— also in: Same title, BBC (corpus/bbc.jsonl, article business/071, chars 0-40)" in text
 
 
 def test_shared_quote_that_does_not_answer_does_not_collapse():
