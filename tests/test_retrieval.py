@@ -17,7 +17,7 @@ from assistant.highlight import (
     stored_sentences,
     stored_words,
 )
-from assistant.lexical import LexicalIndex, named_terms, terms
+from assistant.lexical import LexicalIndex, named_terms, query_terms, terms
 from assistant.retrieval import _half_top, collapse, coverage
 from assistant.types import AssistantError, Citation, Hit
 from assistant.vectors import half_copy
@@ -103,7 +103,14 @@ def test_bm25_counts_a_term_repeated_in_the_question_once():
     once = index.scores("dog cat")
     assert once[1] > once[0] > 0 and once[2] > 0 and once[3] == 0
     assert np.array_equal(index.scores("dog dogs cat, the cat"), once)
+    assert np.array_equal(index.scores("What did the dog do? How does a dog cat?"), once)
     assert np.array_equal(index.scores("cat dog", np.array([1, 0, 1, 1], np.float32)), np.where([1, 0, 1, 1], once, 0))
+
+
+def test_bm25_searches_a_question_without_the_words_that_only_ask():
+    assert query_terms("What did the minister say, and how did the minister say it?") == terms("minister say")
+    assert query_terms("Why does Which? magazine say so?") == terms("which magazine say so")
+    assert query_terms("What did they do?") == terms("they")
 
 
 def test_coverage_weighs_the_question_words_its_article_holds(fake_assistant):
