@@ -22,7 +22,7 @@ def cite(c: Citation) -> str:
     """One citation as text: title, source, file (and the article's id where the file holds many) and span."""
     source = f", {c.source}" if c.source else ""
     where = c.path or c.article_id
-    if c.path and not c.path.replace("\\", "/").endswith(c.article_id):  # one of many articles in a JSONL file
+    if c.path and not c.path.replace("\\", "/").endswith(c.article_id):  # a JSONL line, an SGML story, a record id
         where = f"{c.path}, article {c.article_id}"
     return f"{c.title}{source} ({where}, chars {c.char_start}-{c.char_end})"
 
