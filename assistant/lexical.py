@@ -34,18 +34,21 @@ def _stopwords() -> frozenset[str]:
 _ASKING = frozenset({"what", "how", "why", "do", "does", "did"})
 
 
+def _stemmed(words: list[str], drop: frozenset[str] = frozenset()) -> list[str]:
+    """Stems of lower-cased words, stop words and `drop` left out."""
+    stop = _stopwords()
+    kept = [w for w in words if w not in stop and w not in drop]
+    return _stemmer().stemWords(kept) if kept else []
+
+
 def terms(text: str) -> list[str]:
     """Lower-cased, stop-word-free, stemmed words of a text (the same analysis as the index)."""
-    stop = _stopwords()
-    words = [w for w in _WORD.findall(text.lower()) if w not in stop]
-    return _stemmer().stemWords(words) if words else []
+    return _stemmed(_WORD.findall(text.lower()))
 
 
 def query_terms(question: str) -> list[str]:
     """`terms` of a question as BM25 searches them: without the words that only ask, each term once."""
-    stop = _stopwords()
-    words = [w for w in _WORD.findall(question.lower()) if w not in stop and w not in _ASKING]
-    return list(dict.fromkeys(_stemmer().stemWords(words))) if words else []
+    return list(dict.fromkeys(_stemmed(_WORD.findall(question.lower()), _ASKING)))
 
 
 _STEMS: dict[str, str] = {}  # word -> stem ("" for a stop word), shared by every search
