@@ -7,14 +7,22 @@ from collections.abc import Sequence
 from .types import Answer, Citation, Hit
 
 NOTHING_FOUND = "Nothing in the indexed articles answers this question."
+NOTHING_TO_SEARCH = (
+    "Nothing to search for: the question has no words that say what it is about (only words such as "
+    "'what', 'did', 'the', or punctuation and symbols). Ask about someone or something, e.g. "
+    "'What did Zelensky say to Russians?'"
+)
 
 
-def build_answer(question: str, hits: Sequence[Hit], query: str = "", index: str = "") -> Answer:
+def build_answer(
+    question: str, hits: Sequence[Hit], query: str = "", index: str = "", searchable: bool = True
+) -> Answer:
     """An answer from ranked hits; no hits means a plain 'nothing found'. `query` is what was searched,
-    `index` the generation searched."""
+    `index` the generation searched, `searchable` whether the query had any words to search for."""
     query = "" if query == question else query
     if not hits:
-        return Answer(question=question, found=False, passages=(), message=NOTHING_FOUND, query=query, index=index)
+        message = NOTHING_FOUND if searchable else NOTHING_TO_SEARCH
+        return Answer(question=question, found=False, passages=(), message=message, query=query, index=index)
     return Answer(question=question, found=True, passages=tuple(hits), message="", query=query, index=index)
 
 

@@ -13,6 +13,7 @@ from urllib.parse import quote, unquote
 from .answer import split_highlight
 from .core import Assistant
 from .documents import SUPPORTED
+from .retrieval import check_date
 from .types import Answer, AssistantError, Citation
 
 MAX_K = 50  # the most passages one API call returns, over HTTP, gradio_client and MCP
@@ -23,7 +24,6 @@ EXAMPLES = [
     "What did the child shout as her father was taken away?",
 ]
 VIEWER_HINT = "<p class='hint'>Click a citation to read the whole article here, with the passage marked.</p>"
-_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 # The chat's HTML is sanitised, so citations are plain links (#cite:START:END:ID) and this listener turns a
 # click on one into a call of the hidden "open" button instead of a navigation.
@@ -139,9 +139,10 @@ def build_filters(
         ("published_from", "Published from", date_from),
         ("published_to", "Published to", date_to),
     ):
-        value = (value or "").strip()
-        if value and not _DATE.match(value):
-            raise AssistantError(f"{label}: '{value}' is not a date; use YYYY-MM-DD (or YYYY-MM, YYYY)")
+        try:
+            value = check_date((value or "").strip(), key)
+        except AssistantError:
+            raise AssistantError(f"{label}: '{value}' is not a date; use YYYY-MM-DD (or YYYY-MM, YYYY)") from None
         if value:
             filters[key] = value
     return filters or None

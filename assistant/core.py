@@ -13,12 +13,13 @@ from .conversation import contextualize
 from .embedding import Embedder, load_embedder
 from .indexer import IndexReport, check_compatible, remove_articles, update_index
 from .onnx_encoder import export_in_child, exported_before_fusion
-from .retrieval import rank, rank_articles, search
+from .retrieval import rank, rank_articles, search, searchable
 from .store import Snapshot, Store
 from .types import Answer, AssistantError, Hit
 
 MAX_QUESTION_CHARS = 2000  # longer input is refused with a message, not searched
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # only a lone one can be in a str: JSON's "\ud800" makes one
 
 
 def check_question(question: object, what: str = "the question") -> str:
@@ -29,6 +30,10 @@ def check_question(question: object, what: str = "the question") -> str:
         raise AssistantError(f"{what} is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}")
     if _CONTROL.search(question):
         raise AssistantError(f"{what} holds control characters (binary data?); send plain text")
+    if _SURROGATE.search(question):
+        raise AssistantError(
+            f"{what} holds a lone UTF-16 surrogate (such as \\ud800), which is not text; send valid Unicode"
+        )
     return question
 
 
@@ -137,7 +142,7 @@ class Assistant:
     ) -> Answer:
         """An answer: the passages with citations, or 'nothing found'; `history` = earlier questions, oldest first."""
         query, hits, generation = self._retrieve(question, k, filters, history)
-        return build_answer(question, hits, query, generation)
+        return build_answer(question, hits, query, generation, searchable(query))
 
     def _retrieve(
         self, question: str, k: int, filters: Mapping[str, Any] | None, history: Sequence[str]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +14,7 @@ import numpy as np
 from .config import RETRIEVAL_METHODS, RetrievalSettings
 from .embedding import Embedder
 from .highlight import best_sentence, overlaps, plain_words, shared_runs, shingles, stored_sentences, stored_words
-from .lexical import named_terms, terms
+from .lexical import named_terms, query_terms, terms
 from .store import Snapshot
 from .types import AssistantError, Citation, Hit
 from .vectors import HALF_ERROR, dot_rows, scan, search_params
@@ -31,6 +33,23 @@ def _as_set(value: Any) -> set[str]:
     raise AssistantError(f"filter value {value!r} must be a string or a list of strings")
 
 
+_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+
+
+def check_date(value: Any, name: str) -> str:
+    """A date filter's value as 'YYYY', 'YYYY-MM' or 'YYYY-MM-DD' ('' when not given); else a one-line error."""
+    if value is None or value == "":
+        return ""
+    text = value.strip() if isinstance(value, str) else ""
+    try:
+        ok = bool(_DATE.match(text)) and bool(datetime.date.fromisoformat((text + "-01-01")[:10]))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise AssistantError(f"filter {name} = {value!r} is not a date; use YYYY-MM-DD (or YYYY-MM, YYYY)")
+    return text
+
+
 def allowed_articles(snapshot: Snapshot, filters: Mapping[str, Any] | None) -> np.ndarray | None:
     """Indices (into snapshot.article_ids) of the articles the filters allow; None for all."""
     if not filters:
@@ -40,7 +59,7 @@ def allowed_articles(snapshot: Snapshot, filters: Mapping[str, Any] | None) -> n
         raise AssistantError(f"unknown filter {sorted(unknown)[0]!r}; filters are {', '.join(FILTER_KEYS)}")
     ids = _as_set(filters["article_id"]) if "article_id" in filters else None
     sources = _as_set(filters["source"]) if "source" in filters else None
-    lo, hi = str(filters.get("published_from", "")), str(filters.get("published_to", ""))
+    lo, hi = (check_date(filters.get(key), key) for key in ("published_from", "published_to"))
     keep = []
     for i, aid in enumerate(snapshot.article_ids):
         meta = snapshot.articles[aid]
@@ -49,10 +68,19 @@ def allowed_articles(snapshot: Snapshot, filters: Mapping[str, Any] | None) -> n
             continue
         if sources is not None and meta.get("source") not in sources:
             continue
-        if (lo and (not date or date < lo[:10])) or (hi and (not date or date > hi[:10])):
+        # "published_to 2005-03" takes all of March: compare as many characters as the bound has
+        if (lo and (not date or date < lo)) or (hi and (not date or date[: len(hi)] > hi)):
             continue
         keep.append(i)
     return np.array(keep, dtype=np.int64)
+
+
+def searchable(question: str) -> bool:
+    """Whether a question has any word that says what it is about (not only asking words, stop words, symbols).
+
+    Without one, every passage's evidence would be its cosine alone and unrelated passages would pass the floor.
+    """
+    return bool(query_terms(question))
 
 
 def scaled(x: np.ndarray, top: int) -> np.ndarray:
@@ -224,7 +252,10 @@ def search(
     k: int = 10,
     filters: Mapping[str, Any] | None = None,
 ) -> list[Hit]:
-    """The k best passages for a question, or [] when nothing clears the relevance floor."""
+    """The k best passages for a question, or [] when nothing clears the relevance floor (or the question has no
+    words to search for: "what did", "???", emoji, only stop words)."""
+    if not searchable(question):
+        return []
     r = rank(snapshot, encoder, settings, question, settings.candidates, filters)
     n = min(len(r.ids), max(3 * k, 10))
     strength = evidence(snapshot, settings, r, n)
