@@ -203,8 +203,11 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
         if not files:
             return (gr.update(), *filter_choices(), None)
         server = assistant.settings.server
-        result = add_uploads(assistant, files, server.upload_max_mb, server.upload_max_files)
-        return (html.escape(result.message()).replace("\n", "<br>"), *filter_choices(), None)
+        try:
+            message = add_uploads(assistant, files, server.upload_max_mb, server.upload_max_files).message()
+        except AssistantError as e:
+            message = f"Nothing was added: {e}"
+        return (html.escape(message).replace("\n", "<br>"), *filter_choices(), None)
 
     def search(question: str, k: int = 5, history: list[str] | None = None) -> str:
         """Find the passages of the indexed news articles that answer a question, each with its citation.

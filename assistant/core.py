@@ -72,6 +72,14 @@ class Assistant:
             self._embedder = load_embedder(e.model, e.device, e.batch_size, e.offline, self.store.dir)
         return self._embedder
 
+    def _embedder_for_writing(self) -> Embedder:
+        """The embedder for indexing: like `embedder`, but an encoder that cannot be saved is an error, not slow
+        questions later."""
+        if self._embedder is None:
+            e = self.settings.embedding
+            self._embedder = load_embedder(e.model, e.device, e.batch_size, e.offline, self.store.dir, strict=True)
+        return self._embedder
+
     @property
     def snapshot(self) -> Snapshot:
         """The loaded index, reloaded when another process has switched it; a missing one says how to build it."""
@@ -97,15 +105,35 @@ class Assistant:
         self._snapshot = None
 
     def add(
-        self, paths: Sequence[str | Path], prune: bool = False, rebuild: bool = False, progress: bool = False
+        self,
+        paths: Sequence[str | Path],
+        prune: bool = False,
+        rebuild: bool = False,
+        progress: bool = False,
+        uploaded: bool = False,
+        wait_s: float | None = None,
     ) -> IndexReport:
-        """Index files and folders: new and changed articles are embedded, unchanged ones are not."""
+        """Index files and folders: new and changed articles are embedded, unchanged ones are not.
+
+        Safe beside other writers (processes or threads): what another writer committed meanwhile stays. When one
+        is writing, this waits for it (saying so), at most `wait_s` seconds if given. `uploaded`: the paths are files
+        in `<index>/uploads/`, whose articles get ids of their own ("uploads/NAME").
+        """
         base = None if rebuild or not self.store.exists() else self.snapshot
         e = self.settings.embedding
         if rebuild and self._embedder is None and e.device == "cpu" and exported_before_fusion(self.store.dir):
             export_in_child(e.model, self.store.dir, e.offline)  # an export from before fused graphs is made again
         report, wrote = update_index(
-            self.store, base, self.settings, lambda: self.embedder, list(paths), prune=prune, progress=progress
+            self.store,
+            base,
+            self.settings,
+            self._embedder_for_writing,
+            list(paths),
+            prune=prune,
+            progress=progress,
+            rebuild=rebuild,
+            uploaded=uploaded,
+            wait_s=wait_s,
         )
         if wrote:
             self.reload()
@@ -117,11 +145,16 @@ class Assistant:
         return self.add(roots, prune=prune, progress=progress)
 
     def remove(self, article_ids: Sequence[str]) -> int:
-        """Delete articles by id; returns how many were found and removed."""
-        n = remove_articles(self.store, self.snapshot, self.settings, list(article_ids))
+        """Delete articles by id; returns how many were found and removed. An uploaded article's file goes too."""
+        n = remove_articles(self.store, self.settings, list(article_ids))
         if n:
             self.reload()
         return n
+
+    def check(self, full: bool = False) -> dict[str, Any]:
+        """Check the index files against their checksums (cheaply, or every byte with `full`) and that its parts
+        agree; a one-line error when not, else what was checked."""
+        return self.store.check(full)
 
     def search(
         self,

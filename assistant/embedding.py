@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,17 +94,32 @@ class SentenceTransformerEmbedder:
 
 
 def load_embedder(
-    model: str, device: str = "cpu", batch_size: int = 32, offline: bool = True, index_dir: Path | None = None
+    model: str,
+    device: str = "cpu",
+    batch_size: int = 32,
+    offline: bool = True,
+    index_dir: Path | None = None,
+    strict: bool = False,
 ) -> Embedder:
     """The embedder for a configured model: on the CPU its ONNX export in `index_dir` (made now, in a separate
     process, if missing and the model allows it), which loads in a fraction of a second, embeds faster and keeps
-    torch out of this process; else sentence-transformers."""
-    from .onnx_encoder import export_in_child, load_onnx_encoder
+    torch out of this process; else sentence-transformers.
+
+    An export that cannot be saved (a full disk) raises a one-line error when `strict` (indexing: an index must not
+    be left without its encoder); otherwise it is a warning and questions run through sentence-transformers.
+    """
+    from .onnx_encoder import EncoderNotSaved, export_in_child, load_onnx_encoder
 
     if device == "cpu" and index_dir is not None:
         exported = load_onnx_encoder(index_dir, model, batch_size)
-        if exported is None and export_in_child(model, index_dir, offline):
-            exported = load_onnx_encoder(index_dir, model, batch_size)
+        if exported is None:
+            try:
+                if export_in_child(model, index_dir, offline):
+                    exported = load_onnx_encoder(index_dir, model, batch_size)
+            except EncoderNotSaved as e:
+                if strict:
+                    raise
+                logging.getLogger("assistant").warning("%s", e)
         if exported is not None:
             return exported
     return SentenceTransformerEmbedder(model, device=device, batch_size=batch_size, offline=offline)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -12,11 +14,12 @@ import numpy as np
 
 from .chunking import Chunker, indexed_text
 from .config import Settings
-from .documents import Problem, load_paths
+from .documents import Loaded, Problem, load_paths
 from .embedding import Embedder
 from .staging import Staging
 from .store import Snapshot, Store, rebuild_hint
 from .types import Article, AssistantError, Passage
+from .writer import MEANWHILE, UPLOADS, Change, Written, uploads_root, write
 
 
 @dataclass
@@ -133,10 +136,59 @@ def update_index(
     paths: Sequence[str | Path],
     prune: bool = False,
     progress: bool = False,
+    rebuild: bool = False,
+    uploaded: bool = False,
+    wait_s: float | None = None,
 ) -> tuple[IndexReport, bool]:
-    """Bring the index up to date with the paths; returns the report and whether anything was written."""
-    start = time.perf_counter()
+    """Bring the index up to date with the paths; returns the report and whether anything was written.
+
+    Files are read and embedded outside the writer lock; the change is then applied under it to the index as it is
+    by then, so a writer that finished meanwhile keeps what it wrote. A rebuild holds the lock from the start.
+    `uploaded`: the paths are files in the index's uploads folder (their ids become "uploads/NAME").
+    """
+    if rebuild:
+        with store.writing(wait_s):
+            return _update(store, None, settings, get_embedder, paths, prune, progress, True, uploaded, wait_s)
+    return _update(store, snapshot, settings, get_embedder, paths, prune, progress, False, uploaded, wait_s)
+
+
+def _load(store: Store, paths: Sequence[str | Path], settings: Settings, uploaded: bool) -> Loaded:
+    """Read the paths; articles read from the uploads folder get ids of their own ("uploads/..."), so that an upload
+    never takes the id of an article indexed from a folder."""
     loaded = load_paths(paths, settings.ingest.max_file_mb)
+    uploads = uploads_root(store)
+
+    def from_uploads(root: str) -> bool:
+        return uploaded or root == uploads or root.startswith(uploads + os.sep)
+
+    if not (uploaded or any(from_uploads(r) for r in loaded.roots)):
+        return loaded
+    articles, root_of = [], {}
+    for a in loaded.articles:
+        root = loaded.root_of.get(a.id, "")
+        if from_uploads(root):
+            a = dataclasses.replace(a, id=f"{UPLOADS}/{a.id}")
+            root = uploads
+        articles.append(a)
+        root_of[a.id] = root
+    roots = list(dict.fromkeys(uploads if from_uploads(r) else r for r in loaded.roots))
+    return dataclasses.replace(loaded, articles=articles, root_of=root_of, roots=roots)
+
+
+def _update(
+    store: Store,
+    snapshot: Snapshot | None,
+    settings: Settings,
+    get_embedder: Callable[[], Embedder],
+    paths: Sequence[str | Path],
+    prune: bool,
+    progress: bool,
+    fresh: bool,
+    uploaded: bool,
+    wait_s: float | None,
+) -> tuple[IndexReport, bool]:
+    start = time.perf_counter()
+    loaded = _load(store, paths, settings, uploaded)
     report = IndexReport(skipped=loaded.skipped, warnings=loaded.warnings)
     if snapshot is not None:
         check_compatible(snapshot, settings)
@@ -145,66 +197,109 @@ def update_index(
         raise AssistantError(f"no articles to index in {', '.join(map(str, paths)) or 'the given paths'} ({why})")
     existing = snapshot.article_shas() if snapshot is not None else {}
     todo = [a for a in loaded.articles if existing.get(a.id) != a.sha]
-    report.new = sum(1 for a in todo if a.id not in existing)
-    report.changed = len(todo) - report.new
-    report.unchanged = len(loaded.articles) - len(todo)
     remove: list[str] = []
-    if prune and snapshot is not None and loaded.roots:
+    if snapshot is not None and loaded.roots:
         seen = {a.id for a in loaded.articles}
-        remove = sorted(snapshot.articles_under(loaded.roots) - seen)
-    report.removed = len(remove)
+        under = snapshot.articles_under(loaded.roots)
+        if prune:
+            remove = sorted(under - seen)
+        uploads = uploads_root(store)
+        if uploads in loaded.roots:  # uploads indexed before they had ids of their own are read again under them
+            remove += sorted(a for a in snapshot.articles_under([uploads]) - seen if not a.startswith(f"{UPLOADS}/"))
     known_roots = set(snapshot.roots()) if snapshot is not None else set()
-    wrote = bool(todo or remove or snapshot is None or not set(loaded.roots) <= known_roots)
-    if wrote:
-        with store.writing():
-            if todo or snapshot is None:
-                embedder = get_embedder()
-                chunker = Chunker(
-                    settings.chunking.max_tokens,
-                    settings.chunking.overlap_tokens,
-                    settings.chunking.encoding,
-                    model_limit=embedder.fits,
-                    with_title=settings.chunking.with_title,
-                )
-                meta = index_meta(settings, settings.embedding.model, embedder.dimension)
-                staging = Staging(store.dir, meta)
-                try:
-                    add, report.resumed = _embed(
-                        embedder, chunker, todo, settings.embedding.batch_size, progress, staging
-                    )
-                except KeyboardInterrupt:
-                    kept = staging.count()
-                    staging.close()
-                    raise IndexInterrupted(
-                        f"interrupted; the index is as it was, and {kept} embedded articles are kept in "
-                        f"{staging.path}: run the same command again to go on from there"
-                    ) from None
-            else:
-                add = []
-                meta = {k: snapshot.manifest[k] for k in ("model", "dimension", "chunking")}
-            report.embedded = sum(len(ps) for _, ps, _ in add) - report.resumed
-            manifest = store.commit(
-                snapshot, remove, add, loaded.roots, loaded.root_of, meta, *_vector_settings(settings)
-            )
-            if todo or snapshot is None:
-                staging.forget([a.id for a, _, _ in add])
-                staging.close()
-        report.articles, report.passages = manifest["articles"], manifest["passages"]
-    else:
+    if not (todo or remove or snapshot is None or not set(loaded.roots) <= known_roots):
+        report.unchanged = len(loaded.articles)
         report.articles, report.passages = snapshot.manifest["articles"], snapshot.manifest["passages"]
+        report.seconds = time.perf_counter() - start
+        return report, False
+    staging = None
+    if todo or snapshot is None:
+        embedder = get_embedder()
+        chunker = Chunker(
+            settings.chunking.max_tokens,
+            settings.chunking.overlap_tokens,
+            settings.chunking.encoding,
+            model_limit=embedder.fits,
+            with_title=settings.chunking.with_title,
+        )
+        meta = index_meta(settings, settings.embedding.model, embedder.dimension)
+        staging = Staging(store.dir, meta)
+        try:
+            add, report.resumed = _embed(embedder, chunker, todo, settings.embedding.batch_size, progress, staging)
+        except KeyboardInterrupt:
+            kept = staging.count()
+            staging.close()
+            raise IndexInterrupted(
+                f"interrupted; the index is as it was, and {kept} embedded articles are kept in "
+                f"{staging.path}: run the same command again to go on from there"
+            ) from None
+    else:
+        add = []
+        meta = {k: snapshot.manifest[k] for k in ("model", "dimension", "chunking")}
+    report.embedded = sum(len(ps) for _, ps, _ in add) - report.resumed
+    seen_sha = {a: existing.get(a) for a in [a.id for a in todo] + remove}
+    change = Change(add, remove, seen_sha, loaded.roots, loaded.root_of, meta, fresh)
+    try:
+        written = write(store, change, *_vector_settings(settings), wait_s=wait_s)
+    except BaseException:
+        if staging is not None:
+            staging.close()  # what was embedded stays staged for the next run
+        raise
+    if staging is not None:
+        staging.forget([a.id for a, _, _ in add])
+        staging.close()
+    _report_write(report, written, loaded, existing)
     report.seconds = time.perf_counter() - start
-    return report, wrote
+    return report, written.wrote
+
+
+def _report_write(report: IndexReport, written: Written, loaded: Loaded, existing: dict[str, str]) -> None:
+    """Fill the report from what the write did, naming the articles it kept or refused."""
+    shown = {
+        a.id: a.path if a.path.replace("\\", "/").endswith(a.id) else f"{a.path} (article {a.id})"
+        for a in loaded.articles
+    }
+    report.new = sum(1 for a in written.added if a not in existing)
+    report.changed = len(written.added) - report.new
+    report.unchanged = len(loaded.articles) - len(written.added) - len(written.kept) - len(written.refused)
+    report.removed = len(written.removed)
+    report.warnings += [Problem(shown.get(a, a), MEANWHILE) for a in written.kept]
+    report.skipped += [Problem(shown.get(a, a), f"article id '{a}': {why}") for a, why in written.refused]
+    report.articles, report.passages = written.manifest["articles"], written.manifest["passages"]
 
 
 def _vector_settings(settings: Settings) -> tuple[int, int]:
     return settings.index.exact_max_passages, settings.index.hnsw_neighbors
 
 
-def remove_articles(store: Store, snapshot: Snapshot, settings: Settings, article_ids: Sequence[str]) -> int:
-    """Delete articles by id from the index; returns how many were there."""
-    present = [a for a in article_ids if a in snapshot.articles]
-    if present:
-        meta = {k: snapshot.manifest[k] for k in ("model", "dimension", "chunking")}
-        with store.writing():
-            store.commit(snapshot, present, [], [], {}, meta, *_vector_settings(settings))
-    return len(present)
+def remove_articles(store: Store, settings: Settings, article_ids: Sequence[str]) -> int:
+    """Delete articles by id from the index as it is now; returns how many were there. An uploaded article's file
+    goes from the uploads folder too (when no other article comes from it), so that it is not read again."""
+    with store.writing():
+        latest = store.open()
+        try:
+            present = [a for a in dict.fromkeys(article_ids) if a in latest.articles]
+            paths = {latest.articles[a].get("path") or "" for a in present if a.startswith(f"{UPLOADS}/")}
+            meta = {k: latest.manifest[k] for k in ("model", "dimension", "chunking")}
+        finally:
+            latest.close()
+        if not present:
+            return 0
+        written = write(store, Change(remove=present, meta=meta), *_vector_settings(settings))
+        if paths:
+            _forget_upload_files(store, paths)
+    return len(written.removed)
+
+
+def _forget_upload_files(store: Store, paths: set[str]) -> None:
+    """Delete uploaded files that no indexed article comes from any more."""
+    uploads = Path(uploads_root(store))
+    after = store.open()
+    try:
+        still = {m.get("path") for m in after.articles.values()}
+    finally:
+        after.close()
+    for path in paths - still:
+        p = Path(path).resolve()
+        if uploads in p.parents:
+            p.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -14,6 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from .checksums import damaged, describe
+from .types import AssistantError
+
+log = logging.getLogger("assistant")
 FOLDER = "encoder"  # inside the index folder, beside the generations
 MIN_COSINE = 0.999  # an export whose vectors differ more than this from the model's own is not used
 PROBES = (
@@ -22,6 +27,7 @@ PROBES = (
     "Bronchitis ruled Davenport, the 2000 Australian Open champion, out of her Sydney quarter-final on Thursday. " * 12,
 )
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+EXIT_NOT_SAVED = 2  # the export child's exit code when it could not write the encoder
 
 
 def _cores() -> int:
@@ -109,8 +115,15 @@ def exported_before_fusion(index_dir: Path) -> bool:
 
 
 def load_onnx_encoder(index_dir: Path, model: str, batch_size: int = 32) -> OnnxEncoder | None:
-    """The exported encoder of an index, if there is one for this model and onnxruntime can run it."""
+    """The exported encoder of an index, if there is one for this model, its files match their checksums (a damaged
+    one would embed wrongly without a sound) and onnxruntime can run it."""
     if not has_onnx_encoder(index_dir, model):
+        return None
+    folder = index_dir / FOLDER
+    info = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
+    problem = damaged(folder, info["files"]) if isinstance(info.get("files"), dict) else None
+    if problem:
+        log.warning("the ONNX encoder in %s/ is damaged (%s); exporting it again", folder, problem)
         return None
     try:
         return OnnxEncoder(index_dir / FOLDER, batch_size)
@@ -165,7 +178,7 @@ def fuse_encoder(folder: Path) -> float | None:
         if cosine < MIN_COSINE:
             return None
         os.replace(fused, folder / "model.onnx")
-        info.update(fused=True, min_probe_cosine=cosine)
+        info.update(fused=True, min_probe_cosine=cosine, files=_checksums(folder))
         write_atomic(folder / "encoder.json", json.dumps(info, indent=2).encode("utf-8"))
         return cosine
     except Exception:  # an optimizer that cannot take this graph: the plain export stays
@@ -245,6 +258,7 @@ def export_onnx_encoder(model: Any, name: str, index_dir: Path) -> float | None:
         }
         info["min_probe_cosine"] = cosine
         info["fused"] = False
+        info["files"] = _checksums(tmp)
         (tmp / "encoder.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
         final, old = index_dir / FOLDER, index_dir / f".{FOLDER}.{os.getpid()}.old"
         if final.exists():
@@ -252,10 +266,21 @@ def export_onnx_encoder(model: Any, name: str, index_dir: Path) -> float | None:
         os.rename(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
         return cosine
-    except Exception:  # an architecture the exporter cannot take, a read-only folder: use the model itself
+    except OSError:  # a full disk, a folder that cannot be written: the caller says so
+        raise
+    except Exception:  # an architecture the exporter cannot take: use the model itself
         return None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _checksums(folder: Path) -> dict[str, dict]:
+    """Checksums of an exported encoder's model and tokenizer, checked when it loads."""
+    return {k: v for k, v in describe(folder).items() if k in ("model.onnx", "tokenizer.json")}
+
+
+class EncoderNotSaved(AssistantError):
+    """The encoder could be exported but not written into the index folder (a full disk, no permission)."""
 
 
 def export_in_child(model: str, index_dir: Path, offline: bool = True) -> bool:
@@ -263,6 +288,12 @@ def export_in_child(model: str, index_dir: Path, offline: bool = True) -> bool:
     optimizer's copies of the graph stay there); whether an encoder was made."""
     cmd = [sys.executable, "-m", "assistant.onnx_encoder", model, str(index_dir), "--offline" if offline else "--hub"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode == EXIT_NOT_SAVED:
+        reason = (done.stderr.strip().splitlines() or ["cannot write"])[-1]
+        raise EncoderNotSaved(
+            f"cannot save the ONNX encoder in {index_dir / FOLDER}/ ({reason}); free some space and run again "
+            "(without it every question would load torch: about 15 s each)"
+        )
     if done.returncode != 0 or not has_onnx_encoder(index_dir, model):
         return False
     fuse = [sys.executable, "-m", "assistant.onnx_encoder", "--fuse", str(index_dir)]
@@ -290,7 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     offline = "--hub" not in args
     model, index_dir = [a for a in args if not a.startswith("--")][:2]
     embedder = SentenceTransformerEmbedder(model, offline=offline)
-    cosine = export_onnx_encoder(embedder.model, model, Path(index_dir))
+    try:
+        cosine = export_onnx_encoder(embedder.model, model, Path(index_dir))
+    except OSError as e:
+        print(f"{e.strerror or e}", file=sys.stderr)
+        return EXIT_NOT_SAVED
     if cosine is None:
         print(f"{model}: not exported (unsupported architecture, or vectors differ)", file=sys.stderr)
         return 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -17,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from .checksums import damaged, describe
 from .chunking import indexed_text
 from .highlight import ANALYSIS_VERSION, analyse
 from .lexical import LexicalIndex
+from .lock import writer_lock
 from .types import Article, AssistantError, Passage
 from .vectors import build_vector_index, flat_matrix, half_copy
 from .vectors import kind as vector_kind
@@ -112,6 +113,11 @@ class Snapshot:
         with self.lock:
             return [r[0] for r in self.db.execute("SELECT path FROM roots ORDER BY path")]
 
+    def article_roots(self) -> dict[str, str]:
+        """The root (folder or file given) each indexed article was read from."""
+        with self.lock:
+            return dict(self.db.execute("SELECT id, root FROM articles").fetchall())
+
     def articles_under(self, roots: Sequence[str]) -> set[str]:
         """Ids of the articles that were read from any of these roots."""
         marks = ",".join("?" * len(roots))
@@ -182,6 +188,9 @@ class Store:
 
         gen = self.dir / manifest["generation"]
         hint = rebuild_hint(self.dir)
+        problem = self.verify(manifest)
+        if problem:
+            raise AssistantError(f"index in {self.dir}/ is damaged: {problem}; rebuild with: {hint}")
         try:
             db = sqlite3.connect(f"file:{gen / 'index.sqlite'}?mode=ro", uri=True, check_same_thread=False)
             n_pass = db.execute("SELECT count(*) FROM passages").fetchone()[0]
@@ -232,16 +241,50 @@ class Store:
             "analysis" in columns and manifest.get("analysis") == ANALYSIS_VERSION,
         )
 
+    def verify(self, manifest: dict[str, Any], full: bool = False) -> str | None:
+        """What is wrong with a generation's files against the checksums in its manifest (None: all match; an index
+        written before checksums were kept has none to check). Cheap unless `full` (see checksums.damaged)."""
+        files = manifest.get("files")
+        if not isinstance(files, dict):
+            return None
+        return damaged(self.dir / manifest["generation"], files, full)
+
+    def check(self, full: bool = False) -> dict[str, Any]:
+        """Check the current generation (its checksums, cheaply or `full`; its parts' agreement; with `full` also
+        SQLite's integrity check); a one-line error naming what is wrong, else a summary."""
+        manifest = self.manifest()
+        problem = self.verify(manifest, full)
+        hint = rebuild_hint(self.dir)
+        if problem:
+            raise AssistantError(f"index in {self.dir}/ is damaged: {problem}; rebuild with: {hint}")
+        snap = self._open(manifest)
+        try:
+            if full:
+                with snap.lock:
+                    verdict = snap.db.execute("PRAGMA integrity_check").fetchone()[0]
+                if verdict != "ok":
+                    raise AssistantError(f"index database in {snap.generation_dir} is damaged ({verdict}); {hint}")
+        finally:
+            snap.close()
+        files = manifest.get("files")
+        how = "every byte" if full else "sizes, whole hashes up to 32 MB, samples of larger files"
+        checked = (
+            f"{len(files)} files match their checksums ({how})"
+            if isinstance(files, dict)
+            else "written before checksums were kept (the next write adds them)"
+        )
+        message = (
+            f"index in {self.dir}/ is sound: {manifest['generation']}, {manifest.get('articles')} articles, "
+            f"{manifest.get('passages')} passages; {checked}"
+        )
+        return {"ok": True, "generation": manifest["generation"], "full": full, "message": message}
+
     @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold the writer lock: one index build at a time per folder."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".lock", "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise AssistantError(f"another process is writing the index in {self.dir}/; wait for it") from None
-            yield
+    def writing(self, wait_s: float | None = None) -> Iterator[float]:
+        """Hold the writer lock (one writer at a time per folder); wait for another writer, saying so, up to `wait_s`
+        seconds (None: as long as it takes). Yields the seconds waited."""
+        with writer_lock(self.dir, wait_s) as waited:
+            yield waited
 
     def commit(
         self,
@@ -257,17 +300,70 @@ class Store:
         """Write a new generation (base minus `remove` plus `add`) and switch to it atomically.
 
         Vectors are searched exactly up to `exact_max` passages, by an HNSW graph of `neighbors` links above.
+        A failure to write (a full disk) leaves the index as it was and is one line.
         """
-        import faiss
-
         numbers = [int(p.name[4:]) for p in self.dir.glob("gen-*") if p.name[4:].isdigit()]
         name = f"gen-{max(numbers, default=0) + 1:06d}"
         for stale in self.dir.glob(".building-*"):
             shutil.rmtree(stale, ignore_errors=True)
         tmp = self.dir / f".building-{name}"
+        try:
+            vector_kind_, n_articles, n_passages, files = self._build(
+                tmp, base, remove, add, roots, root_of, meta, exact_max, neighbors
+            )
+            os.rename(tmp, self.dir / name)
+            _fsync_dir(self.dir)
+            manifest = {
+                "format": FORMAT,
+                "generation": name,
+                **meta,
+                "analysis": ANALYSIS_VERSION,
+                "vectors": vector_kind_,
+                "articles": n_articles,
+                "passages": n_passages,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "files": files,
+            }
+            write_atomic(self.dir / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
+        except (OSError, sqlite3.Error, RuntimeError, MemoryError) as e:
+            # A full disk, a folder that cannot be written: the manifest still names the last good generation.
+            shutil.rmtree(tmp, ignore_errors=True)
+            if (self.dir / name).exists() and self._current() != name:
+                shutil.rmtree(self.dir / name, ignore_errors=True)
+            reason = getattr(e, "strerror", None) or (str(e).splitlines() or [type(e).__name__])[0]
+            raise AssistantError(
+                f"could not write a new generation of the index in {self.dir}/ ({reason}); the index is as it was: "
+                "free some space (or fix the folder) and run the same command again"
+            ) from None
+        for old in self.dir.glob("gen-*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+        return manifest
+
+    def _current(self) -> str | None:
+        """The generation the manifest names now, or None when it cannot be read."""
+        try:
+            return json.loads((self.dir / MANIFEST).read_text(encoding="utf-8")).get("generation")
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def _build(
+        self,
+        tmp: Path,
+        base: Snapshot | None,
+        remove: Sequence[str],
+        add: Sequence[tuple[Article, Sequence[Passage], np.ndarray]],
+        roots: Sequence[str],
+        root_of: dict[str, str],
+        meta: dict[str, Any],
+        exact_max: int,
+        neighbors: int,
+    ) -> tuple[str, int, int, dict[str, Any]]:
+        """Write a generation's files into `tmp`: (vector index kind, articles, passages, file checksums)."""
+        import faiss
+
         tmp.mkdir()
-        db_path = tmp / "index.sqlite"
-        db = sqlite3.connect(db_path)
+        db = sqlite3.connect(tmp / "index.sqlite")
         try:
             if base is not None:
                 with base.lock:
@@ -279,6 +375,7 @@ class Store:
                     self._analyse_all(db)  # an index from before passages were analysed, or analysed otherwise
                 removed = self._apply(db, remove, add, roots, root_of)
             ids, vecs, texts = self._all_passages(db, meta["dimension"], meta["chunking"].get("with_title", False))
+            n_articles = db.execute("SELECT count(*) FROM articles").fetchone()[0]
         finally:
             db.close()
         added = sum(len(passages) for _, passages, _ in add)
@@ -290,26 +387,8 @@ class Store:
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
-        os.rename(tmp, self.dir / name)
-        _fsync_dir(self.dir)
-        with sqlite3.connect(f"file:{self.dir / name / 'index.sqlite'}?mode=ro", uri=True) as db2:
-            n_articles = db2.execute("SELECT count(*) FROM articles").fetchone()[0]
-        db2.close()
-        manifest = {
-            "format": FORMAT,
-            "generation": name,
-            **meta,
-            "analysis": ANALYSIS_VERSION,
-            "vectors": vector_kind(index),
-            "articles": n_articles,
-            "passages": int(len(ids)),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        write_atomic(self.dir / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
-        for old in self.dir.glob("gen-*"):
-            if old.name != name:
-                shutil.rmtree(old, ignore_errors=True)
-        return manifest
+        _fsync_dir(tmp)
+        return vector_kind(index), int(n_articles), int(len(ids)), describe(tmp)
 
     @staticmethod
     def _apply(

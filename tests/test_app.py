@@ -74,11 +74,11 @@ def test_uploads_checked_kept_and_indexed(fake_assistant, tmp_path):
     reasons = {p.path: p.reason for p in result.refused}
     assert "not accepted" in reasons["report.pdf"] and "upload limit" in reasons["big.md"]
     assert "binary" in reasons["blob.txt"]
-    assert "ferry.txt" in {a["id"] for a in fake_assistant.articles()}
+    assert "uploads/ferry.txt" in {a["id"] for a in fake_assistant.articles()}
     assert (Path(fake_assistant.settings.index.dir) / "uploads" / "ferry.txt").exists()
     assert not (Path(fake_assistant.settings.index.dir) / "uploads" / "blob.txt").exists()
     hits = fake_assistant.search("harbour council electric ferry", k=3)
-    assert hits and hits[0].citations[0].article_id == "ferry.txt"
+    assert hits and hits[0].citations[0].article_id == "uploads/ferry.txt"
     msg = result.message()
     assert "Indexed ferry.txt" in msg and "Refused report.pdf" in msg and "Refused big.md" in msg
     again = add_uploads(fake_assistant, [good], max_mb=1, max_files=5)  # the same file again embeds nothing

@@ -373,7 +373,7 @@ def test_32_clients_for_a_minute_with_an_upload_between(tmp_path, real_index):
             c = p["citations"][0]
             assert table[(c["article_id"], c["char_start"], c["char_end"])] == p["text"]
         uploaded_found += any(
-            c["article_id"] == "floating-school.txt" for p in answer["passages"] for c in p["citations"]
+            c["article_id"] == "uploads/floating-school.txt" for p in answer["passages"] for c in p["citations"]
         )
     assert mixed == 0 and uploaded_found > 0
     for kind in ("ask", "search", "follow-up", "upload"):

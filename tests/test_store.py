@@ -180,6 +180,7 @@ def test_an_index_from_before_stored_analysis_is_searched_the_same_and_analysed_
     d = fake_assistant.store.dir
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest.pop("analysis") == 1
+    manifest.pop("files")  # an index from before checksums were kept has none
     (d / "manifest.json").write_text(json.dumps(manifest))
     db = sqlite3.connect(d / manifest["generation"] / "index.sqlite")
     db.execute("ALTER TABLE passages DROP COLUMN analysis")  # as an index written before it was stored
