@@ -164,7 +164,7 @@ def fuse_encoder(folder: Path) -> float | None:
     try:
         from onnxruntime.transformers import optimizer
 
-        from .store import write_atomic
+        from .generation import write_atomic
 
         # opt_level 0: only the portable fusions written in Python, nothing tied to this machine's CPU
         graph = optimizer.optimize_model(
