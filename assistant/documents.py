@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import html
 import json
 import os
 import re
 import stat
+import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,6 +28,12 @@ SUPPORTED = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES | 
 MB = 1_000_000  # the megabyte of every size limit (ingest.max_file_mb, server.upload_max_mb)
 MAX_TITLE_CHARS = 200
 OPTIONAL_FIELDS = ("url", "source", "published")
+# A file that is not UTF-8: its code page is guessed from this many bytes, from the first line with a non-ASCII byte.
+SNIFF_BYTES = 64 * 1024
+MIN_SNIFF_LETTERS = 8  # fewer non-ASCII letters than this are too few to tell a code page by: Windows-1252
+SNIFF_ROUNDS = 3  # how many times the detector is asked again, without the readings already found implausible
+_CJK_SCRIPTS = {"CJK", "HIRAGANA", "KATAKANA", "HANGUL"}  # one script here: Japanese mixes three of them
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON can carry "\ud800" alone; no UTF-8 text can hold it
 
 
 @dataclass
@@ -66,8 +75,74 @@ def _utf16_without_bom(head: bytes) -> str | None:
     return None
 
 
+def _sniff_sample(raw: bytes) -> bytes:
+    """Up to SNIFF_BYTES of a file from the start of the line holding its first non-ASCII byte, cut at a line end."""
+    first = re.search(rb"[\x80-\xff]", raw)
+    start = raw.rfind(b"\n", 0, first.start()) + 1 if first else 0
+    sample = raw[start : start + SNIFF_BYTES]
+    if len(sample) < SNIFF_BYTES:
+        return sample
+    end = sample.rfind(b"\n")  # a multi-byte code page's character is never cut in two at a line end
+    return sample[:end] if end > len(sample) // 2 else sample
+
+
+def _script(ch: str) -> str:
+    """The script of a letter, from its Unicode name (LATIN, CYRILLIC, GREEK...); Chinese, Japanese, Korean: CJK."""
+    word = unicodedata.name(ch, "UNKNOWN").split()[0].split("-")[0]
+    return "CJK" if word in _CJK_SCRIPTS else word
+
+
+def _ascii_letter(text: str, i: int) -> bool:
+    """Whether text[i] exists and is an ASCII letter."""
+    return 0 <= i < len(text) and text[i].isascii() and text[i].isalpha()
+
+
+def _one_script(text: str) -> str | None:
+    """The one script other than Latin that text decoded with a guessed code page reads in; None when implausible.
+
+    Its non-ASCII characters must be mostly letters, nine in ten of one script, and seldom touch an ASCII letter:
+    English with a few accents guessed as Cyrillic reads "cafй". A Latin reading is left to Windows-1252, which
+    news in English, German or French is written in; detectors guess wildly between Latin code pages on them.
+    """
+    letters = [i for i, ch in enumerate(text) if not ch.isascii() and ch.isalpha()]
+    others = sum(1 for ch in text if not ch.isascii()) - len(letters)
+    if len(letters) < MIN_SNIFF_LETTERS or others > 0.4 * len(letters):
+        return None
+    script, n = Counter(_script(text[i]) for i in letters).most_common(1)[0]
+    if script in ("LATIN", "HALFWIDTH") or n < 0.9 * len(letters):  # half-width katakana: Cyrillic read as Japanese
+        return None
+    touching = sum(1 for i in letters if _ascii_letter(text, i - 1) or _ascii_letter(text, i + 1))
+    return script if touching <= 0.1 * len(letters) else None
+
+
+def _guess_code_page(raw: bytes) -> str | None:
+    """The code page (charset-normalizer's best plausible guess) of bytes that are not UTF-8; None: Windows-1252."""
+    sample = _sniff_sample(raw)
+    if len(re.findall(rb"[\x80-\xff]", sample)) < MIN_SNIFF_LETTERS:  # English with a £ or two stops here
+        return None
+    import charset_normalizer
+
+    tried: list[str] = []
+    for _ in range(SNIFF_ROUNDS):
+        matches = list(charset_normalizer.from_bytes(sample, cp_exclusion=tried or None))
+        if not matches:
+            return None
+        for match in matches:
+            script = _one_script(str(match))
+            # The detector's language model agreeing, or a CJK multi-byte code page decoding at all, is evidence.
+            if script and (match.coherence > 0 or script == "CJK"):
+                return match.encoding
+        tried += [match.encoding for match in matches]
+    return None
+
+
+def _code_page_name(codec: str) -> str:
+    """The usual name of a Python codec: windows-1251, koi8-r, shift_jis..."""
+    return re.sub(r"^cp(125\d)$", r"windows-\1", codecs.lookup(codec).name)
+
+
 def decode_bytes(raw: bytes) -> tuple[str, str]:
-    """Decode file bytes: UTF-8 (BOM or not), UTF-16 (BOM or not), else Windows-1252, else Latin-1."""
+    """Decode file bytes: UTF-8 (BOM or not), UTF-16 (BOM or not), a detected code page, else Windows-1252."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return raw.decode("utf-16"), "utf-16"
@@ -85,6 +160,12 @@ def decode_bytes(raw: bytes) -> tuple[str, str]:
         return raw.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
         pass
+    codec = _guess_code_page(raw)
+    if codec:
+        try:
+            return _SURROGATE.sub("\ufffd", raw.decode(codec)), _code_page_name(codec)  # UTF-7 can give "\ud800"
+        except (UnicodeDecodeError, LookupError):  # guessed from a sample: the rest of the file may not fit
+            pass
     try:
         return raw.decode("cp1252"), "windows-1252"
     except UnicodeDecodeError:
@@ -254,11 +335,23 @@ def _read_json_records(text: str, suffix: str, file_id: str, shown: str, loaded:
         records = _jsonl_lines(text, shown, loaded)
     for where, obj in records:
         try:
-            fields = _record_fields(obj, where)
+            fields = _without_surrogates(_record_fields(obj, where), f"{shown}: {where}", loaded)
             loaded.articles.append(_make_article(fields, f"{file_id}#{where.split()[-1]}", shown))
         except SkipFile as e:
             reason = str(e)
             loaded.skipped.append(Problem(shown, reason if reason.startswith(where) else f"{where}: {reason}"))
+
+
+def _without_surrogates(fields: dict[str, str], where: str, loaded: Loaded) -> dict[str, str]:
+    """A record's fields with each lone UTF-16 surrogate (JSON "\\ud800") replaced by U+FFFD, and a warning."""
+    bad = [key for key, value in fields.items() if _SURROGATE.search(value)]
+    if not bad:
+        return fields
+    named = ", ".join(f"'{key}'" for key in bad)
+    loaded.warnings.append(
+        Problem(where, f"{named}: a lone UTF-16 surrogate (such as \\ud800) is not text; replaced with U+FFFD")
+    )
+    return {key: _SURROGATE.sub("\ufffd", value) for key, value in fields.items()}
 
 
 def _jsonl_lines(text: str, shown: str, loaded: Loaded) -> Iterator[tuple[str, Any]]:
@@ -379,8 +472,35 @@ def _read_reuters_sgml(text: str, file_id: str, shown: str, loaded: Loaded) -> N
         raise SkipFile("no <REUTERS> stories found")
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Files under a folder, sorted, not following links into folders already seen."""
+def _link_out(path: Path, root: Path) -> str | None:
+    """Why a symbolic link under a folder is not followed (its target lies outside `root`); None to follow it."""
+    if not path.is_symlink():
+        return None
+    target = Path(os.path.realpath(path))  # a loop is left for reading to report, as "too many levels"
+    if target.is_relative_to(root):
+        return None
+    kind = "folder" if target.is_dir() else "file"
+    return (
+        f"a symbolic link to {target}, outside the folder given; links are not followed out of it"
+        f" (copy the {kind} in instead)"
+    )
+
+
+def _followed(dirpath: str, names: list[str], root: Path, skipped: list[Problem]) -> list[str]:
+    """The names in a folder to go on with, sorted: hidden ones left out, links out of `root` named in `skipped`."""
+    kept = []
+    for name in sorted(n for n in names if not n.startswith(".")):
+        path = Path(dirpath) / name
+        if reason := _link_out(path, root):
+            skipped.append(Problem(str(path), reason))
+        else:
+            kept.append(name)
+    return kept
+
+
+def _walk(root: Path, skipped: list[Problem]) -> Iterator[Path]:
+    """Files under a folder, sorted, following links only within it and into folders not already seen."""
+    real_root = Path(os.path.realpath(root))
     seen: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         st = os.stat(dirpath)
@@ -388,10 +508,9 @@ def _walk(root: Path) -> Iterator[Path]:
             dirnames[:] = []
             continue
         seen.add((st.st_dev, st.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                yield Path(dirpath) / name
+        dirnames[:] = _followed(dirpath, dirnames, real_root, skipped)
+        for name in _followed(dirpath, filenames, real_root, skipped):
+            yield Path(dirpath) / name
 
 
 def load_paths(paths: Iterable[str | Path], max_file_mb: float = 50.0) -> Loaded:
@@ -405,7 +524,10 @@ def load_paths(paths: Iterable[str | Path], max_file_mb: float = 50.0) -> Loaded
             loaded.skipped.append(Problem(str(root), "no such file or folder"))
             continue
         loaded.roots.append(str(root.resolve()))
-        files = [(root, root.name)] if root.is_file() else [(f, f.relative_to(root).as_posix()) for f in _walk(root)]
+        if root.is_file():  # a file named by the user is read even through a link
+            files = [(root, root.name)]
+        else:
+            files = [(f, f.relative_to(root).as_posix()) for f in _walk(root, loaded.skipped)]
         for path, rel in files:
             before = len(loaded.articles)
             read_file(path, rel, max_bytes, loaded)

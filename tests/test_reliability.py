@@ -83,10 +83,13 @@ def _bad_corpus(d):
     os.symlink("self.txt", d / "self.txt")  # a link to itself
     unreadable = d / "unreadable.txt"
     if os.geteuid() == 0 and Path("/proc/sys/vm/drop_caches").exists():
-        os.symlink("/proc/sys/vm/drop_caches", unreadable)  # root reads any mode bits; this file refuses even root
+        # root reads any mode bits; this file refuses even root, but it is outside the folder: not followed at all
+        os.symlink("/proc/sys/vm/drop_caches", unreadable)
+        unreadable_reason = "a symbolic link to /proc/sys/vm/drop_caches, outside the folder given"
     else:
         unreadable.write_text("Secret\n\nNobody may read this.")
         unreadable.chmod(0)
+        unreadable_reason = "cannot be read: Permission denied"
     os.mkfifo(d / "pipe.txt")  # opening it would wait forever for a writer
     (d / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
     good = {p.name for p in SEEDS.iterdir()}
@@ -101,7 +104,7 @@ def _bad_corpus(d):
         "records.jsonl: duplicate": "article id 'rec-1'",
         "wire-2.jsonl: duplicate": "article id 'rec-1' (first read from records.jsonl)",
         "self.txt": "cannot be read: Too many levels of symbolic links",
-        "unreadable.txt": "cannot be read: Permission denied",
+        "unreadable.txt": unreadable_reason,
         "pipe.txt": "not a regular file",
         "photo.jpg": "unsupported file type '.jpg'",
     }
