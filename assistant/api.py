@@ -131,7 +131,10 @@ def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp
                     shutil.copyfileobj(f.file, out)
                 paths.append(dest)
                 names.append(name)
-            result = add_uploads(assistant, paths, server.upload_max_mb, server.upload_max_files, names)
+            try:
+                result = add_uploads(assistant, paths, server.upload_max_mb, server.upload_max_files, names)
+            except AssistantError as e:  # another writer held the index too long, a full disk: nothing was kept
+                raise HTTPException(503, f"{e}; nothing was added") from None
         if not result.accepted:
             raise HTTPException(400, result.message())
         return result.to_dict()
@@ -147,17 +150,61 @@ def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp
         head=HEAD,
         max_file_size=int(assistant.settings.server.upload_max_mb * MB),  # Gradio refuses bigger files first
     )
+    from .guard import CrossSiteGuard
+
     server = assistant.settings.server
     app = LimitBody(app, int(server.upload_max_mb * server.upload_max_files * MB) + MB)
-    return RequireLogin(app, *auth) if auth else app
+    app = RequireLogin(app, *auth) if auth else app
+    return CrossSiteGuard(app, server.host, server.allowed_hosts)  # outermost: foreign hosts and sites never get in
 
 
 def serve(assistant: Assistant) -> None:
-    """Run the server, as `assistant.settings.server` says, until interrupted."""
+    """Run the server, as `assistant.settings.server` says, until interrupted; a port that is taken is one line."""
+    import contextlib
+
     import uvicorn
 
     server = assistant.settings.server
-    host, port = server.host, server.port
-    app = create_server(assistant, parse_auth(server.auth), mcp=server.mcp)
-    print(f"News assistant on http://{host}:{port}/  (API docs at /docs, MCP at /gradio_api/mcp/)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    sockets = listen(server.host, server.port)  # before anything is printed: a busy port fails here, in one line
+    try:
+        app = create_server(assistant, parse_auth(server.auth), mcp=server.mcp)
+        where = f"http://{_host_port(server.host, sockets[0].getsockname()[1])}/"
+        print(f"News assistant on {where}  (API docs at /docs, MCP at /gradio_api/mcp/)", flush=True)
+        config = uvicorn.Config(app, host=server.host, port=server.port, log_level="warning")
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def listen(host: str, port: int) -> list[Any]:
+    """Listening sockets on every address `host` names, bound as uvicorn binds them; a failure is an AssistantError."""
+    import socket
+
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        hint = "give --host an address of this machine"
+        raise AssistantError(f"cannot listen on {_host_port(host, port)} ({e.strerror}); {hint}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(addresses):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port left in TIME_WAIT is free to reuse
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio binds it: "::" is IPv6 only
+            sock.bind(address)
+            sock.listen(2048)
+    except OSError as e:
+        for sock in sockets:
+            sock.close()
+        hint = "stop the other server or pick another --port"
+        raise AssistantError(f"cannot listen on {_host_port(host, port)} ({e.strerror or e}); {hint}") from None
+    return sockets
+
+
+def _host_port(host: str, port: int) -> str:
+    """'host:port', an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
