@@ -79,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
         description="The chat at /, POST /api/search (questions), POST /api/articles (uploads, at most "
         "server.upload_max_files files of server.upload_max_mb each), OpenAPI at /docs, the MCP tool at "
         "/gradio_api/mcp/. It answers from the index's current generation, also one written meanwhile by "
-        "`assistant index`.",
+        "`assistant index`. It serves only the host names it is bound to (IP addresses, localhost, and "
+        "server.allowed_hosts) and refuses writes a browser sends from another origin.",
     )
     s.add_argument("--host", help="address to bind (server.host, default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, help="port (server.port, default 7860)")

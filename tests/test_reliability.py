@@ -243,6 +243,12 @@ def _damage(index, how):
         faiss.write_index(vectors, str(gen / "vectors.faiss"))
     elif how == "bm25 missing":
         shutil.rmtree(gen / "bm25")
+    elif how.endswith("5% garbage"):  # same size, so only the checksum can tell
+        path = gen / ("vectors.faiss" if how.startswith("faiss") else "bm25/indices.csc.index.npy")
+        data = bytearray(path.read_bytes())
+        n = len(data) // 20
+        data[len(data) // 3 : len(data) // 3 + n] = random.Random(5).randbytes(n)
+        path.write_bytes(bytes(data))
 
 
 DAMAGES = [
@@ -253,6 +259,8 @@ DAMAGES = [
     "manifest not json",
     "vector count",
     "bm25 missing",
+    "faiss 5% garbage",
+    "bm25 indices 5% garbage",
 ]
 
 
@@ -266,10 +274,29 @@ def test_damage_is_one_line_on_load_and_rebuild_recovers(tmp_path, real_index, h
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "assistant index --rebuild" in lines[0], lines
     print(f"{how}: {lines[0]}")
+    if how.endswith("garbage"):
+        assert "does not match its checksum" in lines[0]
+        check = cli("check", "--index-dir", index)
+        assert check.returncode == 1 and check.stderr.strip() == lines[0]
     out = cli("index", "--rebuild", SEEDS, "--index-dir", index, "--quiet")
     assert out.returncode == 0, out.stderr
     out = cli("ask", QUESTION, "--index-dir", index, "--json")
     assert out.returncode == 0 and json.loads(out.stdout)["found"], out.stderr
+    out = cli("check", "--full", "--index-dir", index)
+    assert out.returncode == 0 and "is sound" in out.stdout and "match their checksums (every byte)" in out.stdout
+
+
+def test_a_garbled_staging_file_does_not_block_later_runs(tmp_path, real_index):
+    index = tmp_path / "index"
+    shutil.copytree(real_index, index)
+    (index / "staging.sqlite").write_bytes(random.Random(3).randbytes(50_000))
+    corpus = tmp_path / "bbc"
+    bbc_sample(corpus, 5)
+    out = cli("index", corpus, "--index-dir", index, "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "5 new" in out.stdout and "staging.sqlite was damaged" in out.stderr
+    assert list(index.glob("staging.sqlite.damaged-*")) and not (index / "staging.sqlite").exists()
+    print(f"garbled staging: {out.stderr.strip()}")
 
 
 # 4. Load --------------------------------------------------------------------------------------------------
@@ -478,3 +505,16 @@ def test_long_or_binary_questions_get_a_clear_error(server):
 
 
 _JSON = {"content-type": "application/json"}
+
+
+def test_nothing_to_search_a_lone_surrogate_and_a_bad_date_over_http(server):
+    url, _ = server
+    for question in ("what did", "???", "\U0001f600\U0001f4f0\U0001f525", "the of and to"):
+        answer = _post_json(url, "/api/search", {"question": question})
+        assert not answer["found"] and answer["passages"] == [] and answer["message"].startswith("Nothing to search")
+    raw = b'{"question": "\\ud800"}'  # a lone surrogate, escaped as JSON allows
+    status, body = _status(url, "/api/search", raw, _JSON)
+    assert status in (400, 422) and "surrogate" in body, (status, body)
+    bad_date = {"question": "What did Lavrov say?", "filters": {"published_from": "yesterday"}}
+    status, body = _status(url, "/api/search", json.dumps(bad_date).encode(), _JSON)
+    assert status == 400 and "published_from = 'yesterday' is not a date" in body
