@@ -153,26 +153,35 @@ def update_index(
 
 
 def _load(store: Store, paths: Sequence[str | Path], settings: Settings, uploaded: bool) -> Loaded:
-    """Read the paths; articles read from the uploads folder get ids of their own ("uploads/..."), so that an upload
-    never takes the id of an article indexed from a folder."""
-    loaded = load_paths(paths, settings.ingest.max_file_mb)
+    """Read the paths. Uploads (`uploaded` paths, or the index's uploads folder when read again) are read file by
+    file into ids of their own, "uploads/FILE" or "uploads/FILE#RECORD", so that an upload never takes the id of
+    an article indexed from a folder, nor of another uploaded file, whatever its name or `id` fields say."""
     uploads = uploads_root(store)
 
-    def from_uploads(root: str) -> bool:
-        return uploaded or root == uploads or root.startswith(uploads + os.sep)
+    def from_uploads(path: str | Path) -> bool:
+        p = str(Path(path).resolve())
+        return uploaded or p == uploads or p.startswith(uploads + os.sep)
 
-    if not (uploaded or any(from_uploads(r) for r in loaded.roots)):
-        return loaded
-    articles, root_of = [], {}
-    for a in loaded.articles:
-        root = loaded.root_of.get(a.id, "")
-        if from_uploads(root):
-            a = dataclasses.replace(a, id=f"{UPLOADS}/{a.id}")
-            root = uploads
-        articles.append(a)
-        root_of[a.id] = root
-    roots = list(dict.fromkeys(uploads if from_uploads(r) else r for r in loaded.roots))
-    return dataclasses.replace(loaded, articles=articles, root_of=root_of, roots=roots)
+    given = [p for p in paths if not from_uploads(p)]
+    loaded = load_paths(given, settings.ingest.max_file_mb) if given or not paths else Loaded()
+    files = [
+        f
+        for p in paths
+        if from_uploads(p)
+        for f in (sorted(x for x in Path(p).iterdir() if not x.name.startswith(".")) if Path(p).is_dir() else [p])
+    ]
+    for f in files:
+        one = load_paths([f], settings.ingest.max_file_mb)
+        loaded.skipped += one.skipped
+        loaded.warnings += one.warnings
+        for a in one.articles:
+            name = Path(f).name
+            local = a.id if a.id == name or a.id.startswith(f"{name}#") else f"{name}#{a.id}"
+            loaded.articles.append(dataclasses.replace(a, id=f"{UPLOADS}/{local}"))
+            loaded.root_of[f"{UPLOADS}/{local}"] = uploads
+    if files or any(from_uploads(p) for p in paths):
+        loaded.roots.append(uploads)
+    return loaded
 
 
 def _update(

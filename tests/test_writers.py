@@ -121,8 +121,16 @@ def test_an_upload_cannot_replace_an_article_it_did_not_add(fake_assistant, tmp_
     assert fake_assistant.article_text(seed_id) == before
     assert fake_assistant.article(seed_id)["title"] != "Planted"
     ids = _ids(fake_assistant)
-    assert f"uploads/{seed_id}" in ids and f"uploads/{seed_id}" != seed_id
-    assert any(i.startswith("uploads/") and "Planted" == fake_assistant.article(i)["title"] for i in ids)
+    assert f"uploads/{seed_id}" in ids and f"uploads/planted.jsonl#{seed_id}" in ids
+    assert fake_assistant.article(f"uploads/planted.jsonl#{seed_id}")["title"] == "Planted"
+    # nor an article another upload added: record ids live inside their own file's name
+    story = _story(tmp_path / "y", "story.txt", "Ferry vote", "The harbour council voted for an electric ferry.")
+    add_uploads(fake_assistant, [story], max_mb=1, max_files=5)
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"id": "story.txt", "title": "Planted", "text": "Planted over another upload."}))
+    add_uploads(fake_assistant, [other], max_mb=1, max_files=5)
+    assert "electric ferry" in fake_assistant.article_text("uploads/story.txt")
+    assert fake_assistant.article_text("uploads/other.jsonl#story.txt") == "Planted over another upload."
 
 
 def test_two_files_of_one_name_are_both_kept_and_long_names_are_cut(fake_assistant, tmp_path):
