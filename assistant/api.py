@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations` here: FastAPI reads these annotations at run time.
 import base64
+import json
 import os
 import secrets
 import shutil
@@ -9,7 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, HTTPException, UploadFile
+from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from . import __version__
@@ -34,6 +38,15 @@ class SearchRequest(BaseModel):
     history: list[str] = Field(
         default_factory=list, max_length=20, description="earlier questions of the conversation, oldest first"
     )
+
+
+def _readable(errors: Any) -> Any:
+    """Validation errors as JSON-ready data, a lone surrogate in the input ('string_unicode') said in words."""
+    out = jsonable_encoder(errors)
+    for e in out:
+        if isinstance(e, dict) and e.get("type") == "string_unicode":
+            e["msg"] = "holds a lone UTF-16 surrogate (such as \\ud800), not text; send valid Unicode"
+    return out
 
 
 def parse_auth(value: "str | None") -> "tuple[str, str] | None":
@@ -104,6 +117,11 @@ def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp
     import gradio as gr
 
     app = FastAPI(title="News assistant", version=__version__, description="Cited passages from news articles.")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        """422 naming what is wrong; JSON in ASCII, so input that is not valid Unicode cannot break the reply."""
+        return Response(json.dumps({"detail": _readable(exc.errors())}), 422, media_type="application/json")
 
     @app.post("/api/search")
     def api_search(req: SearchRequest) -> dict[str, Any]:

@@ -286,6 +286,26 @@ def test_damage_is_one_line_on_load_and_rebuild_recovers(tmp_path, real_index, h
     assert out.returncode == 0 and "is sound" in out.stdout and "match their checksums (every byte)" in out.stdout
 
 
+def test_a_damaged_encoder_is_noticed_and_exported_again(tmp_path, real_index):
+    index = tmp_path / "index"
+    shutil.copytree(real_index, index)
+    model = index / "encoder" / "model.onnx"
+    data = bytearray(model.read_bytes())
+    n = len(data) // 20
+    data[len(data) // 2 : len(data) // 2 + n] = random.Random(4).randbytes(n)  # 5% garbage: it would embed wrongly
+    model.write_bytes(bytes(data))
+    expected = json.loads(cli("ask", QUESTION, "--index-dir", real_index, "--json").stdout)
+    out = cli("ask", QUESTION, "--index-dir", index, "--json")
+    assert out.returncode == 0, out.stderr
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "ONNX encoder" in warnings[0] and "exporting it again" in warnings[0], out.stderr
+    same = [(p["text"], p["citations"]) for p in expected["passages"]]
+    assert [(p["text"], p["citations"]) for p in json.loads(out.stdout)["passages"]] == same
+    again = cli("ask", QUESTION, "--index-dir", index, "--json")
+    assert again.returncode == 0 and "warning" not in again.stderr
+    print(f"damaged encoder: {warnings[0]}")
+
+
 def test_a_garbled_staging_file_does_not_block_later_runs(tmp_path, real_index):
     index = tmp_path / "index"
     shutil.copytree(real_index, index)
