@@ -17,12 +17,13 @@ from .checksums import describe
 from .chunking import indexed_text
 from .highlight import ANALYSIS_VERSION, analyse
 from .lexical import LexicalIndex
-from .types import Article, AssistantError, Passage
+from .types import AssistantError
 from .vectors import build_vector_index
 from .vectors import kind as vector_kind
 
 if TYPE_CHECKING:
     from .store import Snapshot
+    from .writer import Change
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -56,17 +57,10 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_generation(
-    index_dir: Path,
-    base: Snapshot | None,
-    remove: Sequence[str],
-    add: Sequence[tuple[Article, Sequence[Passage], np.ndarray]],
-    roots: Sequence[str],
-    root_of: dict[str, str],
-    meta: dict[str, Any],
-    exact_max: int = 100_000,
-    neighbors: int = 32,
+    index_dir: Path, base: Snapshot | None, change: Change, exact_max: int = 100_000, neighbors: int = 32
 ) -> dict[str, Any]:
-    """Write a new generation (base minus `remove` plus `add`) and switch to it atomically.
+    """Write a new generation (base minus `change.remove` plus `change.add`, with its roots and meta) and switch
+    to it atomically; the caller holds the writer lock.
 
     Vectors are searched exactly up to `exact_max` passages, by an HNSW graph of `neighbors` links above.
     A failure to write (a full disk) leaves the index as it was and is one line.
@@ -77,15 +71,13 @@ def write_generation(
         shutil.rmtree(stale, ignore_errors=True)
     tmp = index_dir / f".building-{name}"
     try:
-        vector_kind_, n_articles, n_passages, files = _build(
-            tmp, base, remove, add, roots, root_of, meta, exact_max, neighbors
-        )
+        vector_kind_, n_articles, n_passages, files = _build(tmp, base, change, exact_max, neighbors)
         os.rename(tmp, index_dir / name)
         _fsync_dir(index_dir)
         manifest = {
             "format": FORMAT,
             "generation": name,
-            **meta,
+            **change.meta,
             "analysis": ANALYSIS_VERSION,
             "vectors": vector_kind_,
             "articles": n_articles,
@@ -119,15 +111,7 @@ def _current(index_dir: Path) -> str | None:
 
 
 def _build(
-    tmp: Path,
-    base: Snapshot | None,
-    remove: Sequence[str],
-    add: Sequence[tuple[Article, Sequence[Passage], np.ndarray]],
-    roots: Sequence[str],
-    root_of: dict[str, str],
-    meta: dict[str, Any],
-    exact_max: int,
-    neighbors: int,
+    tmp: Path, base: Snapshot | None, change: Change, exact_max: int, neighbors: int
 ) -> tuple[str, int, int, dict[str, Any]]:
     """Write a generation's files into `tmp`: (vector index kind, articles, passages, file checksums)."""
     import faiss
@@ -143,12 +127,13 @@ def _build(
         with db:
             if base is not None and base.manifest.get("analysis") != ANALYSIS_VERSION:
                 _analyse_all(db)  # an index from before passages were analysed, or analysed otherwise
-            removed = _apply(db, remove, add, roots, root_of)
+            removed = _apply(db, change.remove, change.add, change.roots, change.root_of)
+        meta = change.meta
         ids, vecs, texts = _all_passages(db, meta["dimension"], meta["chunking"].get("with_title", False))
         n_articles = db.execute("SELECT count(*) FROM articles").fetchone()[0]
     finally:
         db.close()
-    added = sum(len(passages) for _, passages, _ in add)
+    added = sum(len(passages) for _, passages, _ in change.add)
     reuse = base.vectors if base is not None and removed == 0 else None
     index = build_vector_index(vecs, ids, exact_max, neighbors, reuse, added)
     faiss.write_index(index, str(tmp / "vectors.faiss"))

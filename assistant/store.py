@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from .checksums import damaged
-from .generation import FORMAT, MANIFEST, write_generation
+from .generation import FORMAT, MANIFEST
 from .highlight import ANALYSIS_VERSION
 from .lexical import LexicalIndex
 from .lock import writer_lock
-from .types import Article, AssistantError, Passage
+from .types import AssistantError
 from .vectors import flat_matrix, half_copy
 
 
@@ -252,18 +252,3 @@ class Store:
         seconds (None: as long as it takes). Yields the seconds waited."""
         with writer_lock(self.dir, wait_s) as waited:
             yield waited
-
-    def commit(
-        self,
-        base: Snapshot | None,
-        remove: Sequence[str],
-        add: Sequence[tuple[Article, Sequence[Passage], np.ndarray]],
-        roots: Sequence[str],
-        root_of: dict[str, str],
-        meta: dict[str, Any],
-        exact_max: int = 100_000,
-        neighbors: int = 32,
-    ) -> dict[str, Any]:
-        """Write a new generation (base minus `remove` plus `add`) and switch to it atomically (see
-        generation.write_generation); the caller holds the writer lock."""
-        return write_generation(self.dir, base, remove, add, roots, root_of, meta, exact_max, neighbors)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .generation import write_generation
 from .store import Snapshot, Store, rebuild_hint
 from .types import Article, AssistantError, Passage
 
@@ -86,11 +88,10 @@ def write(store: Store, change: Change, exact_max: int, neighbors: int, wait_s: 
             result.manifest = latest.manifest
             latest.close()
             return result
-        add = [item for item in change.add if item[0].id in set(result.added)]
+        chosen = set(result.added)
+        apply = dataclasses.replace(change, add=[x for x in change.add if x[0].id in chosen], remove=result.removed)
         try:
-            result.manifest = store.commit(
-                latest, result.removed, add, change.roots, change.root_of, change.meta, exact_max, neighbors
-            )
+            result.manifest = write_generation(store.dir, latest, apply, exact_max, neighbors)
         finally:
             if latest is not None:
                 latest.close()
