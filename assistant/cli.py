@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -350,15 +351,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+class _ToStderr(logging.Handler):
+    """Writes to whatever sys.stderr is when a warning comes (a caller may swap it meanwhile)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Print the formatted record on the current stderr."""
+        print(self.format(record), file=sys.stderr, flush=True)
+
+
 def _show_warnings() -> None:
     """The library's warnings (a writer waiting for another, a damaged staging file moved aside) as 'warning: ...'
     lines on stderr."""
-    import logging
-
     log = logging.getLogger("assistant")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _ToStderr) for h in log.handlers):
+        handler = _ToStderr(logging.WARNING)
         handler.setFormatter(logging.Formatter("warning: %(message)s"))
-        handler.setLevel(logging.WARNING)
         log.addHandler(handler)
         log.setLevel(logging.INFO)
