@@ -132,6 +132,9 @@ def clean_text(text: str) -> str:
     return out.strip()
 
 
+MAX_TITLE_CHARS = 200  # a longer first line is body text, not a title
+
+
 def first_words(text: str, n: int = 12) -> str:
     """The first n words of a text, with an ellipsis when cut, for titles made from body text."""
     words = text.split()

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import codecs
 import html
 import json
 import os
 import re
 import stat
-import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-from .clean import clean_text, first_words
+from .clean import MAX_TITLE_CHARS, clean_text, first_words
+from .decoding import SkipFile, decode_bytes
+from .reuters import reuters_stories
 from .types import Article
 
 TEXT_SUFFIXES = {".txt", ".text"}
@@ -26,13 +24,7 @@ JSON_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 SGML_SUFFIXES = {".sgm", ".sgml"}  # Reuters-21578 newswire files, many stories each
 SUPPORTED = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES | SGML_SUFFIXES
 MB = 1_000_000  # the megabyte of every size limit (ingest.max_file_mb, server.upload_max_mb)
-MAX_TITLE_CHARS = 200
 OPTIONAL_FIELDS = ("url", "source", "published")
-# A file that is not UTF-8: its code page is guessed from this many bytes, from the first line with a non-ASCII byte.
-SNIFF_BYTES = 64 * 1024
-MIN_SNIFF_LETTERS = 8  # fewer non-ASCII letters than this are too few to tell a code page by: Windows-1252
-SNIFF_ROUNDS = 3  # how many times the detector is asked again, without the readings already found implausible
-_CJK_SCRIPTS = {"CJK", "HIRAGANA", "KATAKANA", "HANGUL"}  # one script here: Japanese mixes three of them
 _SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON can carry "\ud800" alone; no UTF-8 text can hold it
 
 
@@ -56,120 +48,6 @@ class Loaded:
     warnings: list[Problem] = field(default_factory=list)
     roots: list[str] = field(default_factory=list)
     root_of: dict[str, str] = field(default_factory=dict)
-
-
-class SkipFile(Exception):
-    """Raised inside a reader: this file (or record) cannot be used, for the given reason."""
-
-
-def _utf16_without_bom(head: bytes) -> str | None:
-    """'utf-16-le' or 'utf-16-be' when NUL bytes sit at nearly every odd (or even) position, as in text."""
-    pairs = len(head) // 2
-    if pairs < 8:
-        return None
-    even, odd = head[0::2], head[1::2]
-    if odd.count(0) >= 0.9 * pairs and even.count(0) == 0:
-        return "utf-16-le"
-    if even.count(0) >= 0.9 * pairs and odd.count(0) == 0:
-        return "utf-16-be"
-    return None
-
-
-def _sniff_sample(raw: bytes) -> bytes:
-    """Up to SNIFF_BYTES of a file from the start of the line holding its first non-ASCII byte, cut at a line end."""
-    first = re.search(rb"[\x80-\xff]", raw)
-    start = raw.rfind(b"\n", 0, first.start()) + 1 if first else 0
-    sample = raw[start : start + SNIFF_BYTES]
-    if len(sample) < SNIFF_BYTES:
-        return sample
-    end = sample.rfind(b"\n")  # a multi-byte code page's character is never cut in two at a line end
-    return sample[:end] if end > len(sample) // 2 else sample
-
-
-def _script(ch: str) -> str:
-    """The script of a letter, from its Unicode name (LATIN, CYRILLIC, GREEK...); Chinese, Japanese, Korean: CJK."""
-    word = unicodedata.name(ch, "UNKNOWN").split()[0].split("-")[0]
-    return "CJK" if word in _CJK_SCRIPTS else word
-
-
-def _ascii_letter(text: str, i: int) -> bool:
-    """Whether text[i] exists and is an ASCII letter."""
-    return 0 <= i < len(text) and text[i].isascii() and text[i].isalpha()
-
-
-def _one_script(text: str) -> str | None:
-    """The one script other than Latin that text decoded with a guessed code page reads in; None when implausible.
-
-    Its non-ASCII characters must be mostly letters, nine in ten of one script, and seldom touch an ASCII letter:
-    English with a few accents guessed as Cyrillic reads "cafй". A Latin reading is left to Windows-1252, which
-    news in English, German or French is written in; detectors guess wildly between Latin code pages on them.
-    """
-    letters = [i for i, ch in enumerate(text) if not ch.isascii() and ch.isalpha()]
-    others = sum(1 for ch in text if not ch.isascii()) - len(letters)
-    if len(letters) < MIN_SNIFF_LETTERS or others > 0.4 * len(letters):
-        return None
-    script, n = Counter(_script(text[i]) for i in letters).most_common(1)[0]
-    if script in ("LATIN", "HALFWIDTH") or n < 0.9 * len(letters):  # half-width katakana: Cyrillic read as Japanese
-        return None
-    touching = sum(1 for i in letters if _ascii_letter(text, i - 1) or _ascii_letter(text, i + 1))
-    return script if touching <= 0.1 * len(letters) else None
-
-
-def _guess_code_page(raw: bytes) -> str | None:
-    """The code page (charset-normalizer's best plausible guess) of bytes that are not UTF-8; None: Windows-1252."""
-    sample = _sniff_sample(raw)
-    if len(re.findall(rb"[\x80-\xff]", sample)) < MIN_SNIFF_LETTERS:  # English with a £ or two stops here
-        return None
-    import charset_normalizer
-
-    tried: list[str] = []
-    for _ in range(SNIFF_ROUNDS):
-        matches = list(charset_normalizer.from_bytes(sample, cp_exclusion=tried or None))
-        if not matches:
-            return None
-        for match in matches:
-            script = _one_script(str(match))
-            # The detector's language model agreeing, or a CJK multi-byte code page decoding at all, is evidence.
-            if script and (match.coherence > 0 or script == "CJK"):
-                return match.encoding
-        tried += [match.encoding for match in matches]
-    return None
-
-
-def _code_page_name(codec: str) -> str:
-    """The usual name of a Python codec: windows-1251, koi8-r, shift_jis..."""
-    return re.sub(r"^cp(125\d)$", r"windows-\1", codecs.lookup(codec).name)
-
-
-def decode_bytes(raw: bytes) -> tuple[str, str]:
-    """Decode file bytes: UTF-8 (BOM or not), UTF-16 (BOM or not), a detected code page, else Windows-1252."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return raw.decode("utf-16"), "utf-16"
-        except UnicodeDecodeError as e:
-            raise SkipFile(f"invalid UTF-16 at byte {e.start}") from None
-    if b"\x00" in raw[:8192]:
-        codec = _utf16_without_bom(raw[:8192])
-        if codec:
-            try:
-                return raw.decode(codec), "utf-16"
-            except UnicodeDecodeError:
-                pass
-        raise SkipFile("binary file (contains NUL bytes)")
-    try:
-        return raw.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    codec = _guess_code_page(raw)
-    if codec:
-        try:
-            return _SURROGATE.sub("\ufffd", raw.decode(codec)), _code_page_name(codec)  # UTF-7 can give "\ud800"
-        except (UnicodeDecodeError, LookupError):  # guessed from a sample: the rest of the file may not fit
-            pass
-    try:
-        return raw.decode("cp1252"), "windows-1252"
-    except UnicodeDecodeError:
-        return raw.decode("latin-1"), "latin-1"
 
 
 def _title_and_body(text: str) -> tuple[str, str]:
@@ -364,106 +242,16 @@ def _jsonl_lines(text: str, shown: str, loaded: Loaded) -> Iterator[tuple[str, A
             loaded.skipped.append(Problem(shown, f"line {n}: invalid JSON: {e.msg}"))
 
 
-# Reuters-21578 SGML: not well-formed XML, so stories and their parts are found by regex.
-_REUTERS_STORY = re.compile(r"<REUTERS\b([^>]*)>(.*?)(?:</REUTERS>|(?=<REUTERS\b)|\Z)", re.S | re.I)
-_NEWID = re.compile(r"\bNEWID\s*=\s*\"?(\d+)", re.I)
-_SGML_TEXT = re.compile(r"<TEXT\b([^>]*)>(.*?)(?:</TEXT>|\Z)", re.S | re.I)
-_TEXT_TYPE = re.compile(r"\bTYPE\s*=\s*\"?(\w+)", re.I)
-_SGML_TAG = re.compile(r"<[^>]*>")
-_CONTROL_REF = re.compile(r"&#(?:x([0-9a-f]+)|(\d+));", re.I)
-_REUTERS_DATE = re.compile(r"(\d{1,2})-([A-Za-z]{3})-(\d{4})")
-_MONTHS = {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
-# The wire's sign-off: a last line "Reuter" (also "REUTER...", "reuters"), or " REUTER" after a sentence;
-# not "... told\nReuters." that ends a sentence.
-_SIGN_OFF = re.compile(r"(?:^|(?<=[.!?\"')]))[ \t]*\breuters?(?:\.{2,})?\s*\Z", re.I | re.M)
-
-
-def _sgml_element(inner: str, tag: str) -> str | None:
-    """The raw content of the first <TAG>...</TAG> in a story, or None when it has none."""
-    m = re.search(rf"<{tag}\b[^>]*>(.*?)</{tag}\s*>", inner, re.S | re.I)
-    return m.group(1) if m else None
-
-
-def _drop_control_ref(m: re.Match[str]) -> str:
-    """A numeric character reference: removed for control characters (&#3;, &#127;), else kept."""
-    n = int(m.group(1), 16) if m.group(1) else int(m.group(2))
-    return "" if n < 32 or 127 <= n < 160 else m.group(0)
-
-
-def _sgml_text(raw: str) -> str:
-    """SGML content as plain text: tags and control references dropped, entities unescaped."""
-    text = _CONTROL_REF.sub(_drop_control_ref, _SGML_TAG.sub("", raw))
-    return re.sub(r"\^M$", "", html.unescape(text), flags=re.M)  # a literal "^M" marks a carriage return
-
-
-def _unwrap(text: str) -> str:
-    """Join a wire story's hard-wrapped lines; an indented or blank-line-led line starts a new paragraph."""
-    paragraphs: list[list[str]] = []
-    new = True
-    for line in text.split("\n"):
-        if not line.strip():
-            new = True
-            continue
-        if new or line[0].isspace():
-            paragraphs.append([])
-        paragraphs[-1].append(line.strip())
-        new = False
-    return "\n".join(" ".join(p) for p in paragraphs)
-
-
-def _reuters_date(raw: str) -> str:
-    """A Reuters <DATE> such as "26-FEB-1987 15:01:01.79" as ISO "1987-02-26"; "" when unreadable."""
-    m = _REUTERS_DATE.search(raw)
-    month = _MONTHS.get(m.group(2).upper()) if m else None
-    if not m or not month:
-        return ""
-    try:
-        return date(int(m.group(3)), month, int(m.group(1))).isoformat()
-    except ValueError:
-        return ""
-
-
-def _reuters_story(inner: str) -> dict[str, str]:
-    """Title, text and date of one <REUTERS> story; BRIEF ones are title-only, UNPROC ones have no markup."""
-    text_m = _SGML_TEXT.search(inner)
-    kind = ""
-    if text_m and (type_m := _TEXT_TYPE.search(text_m.group(1))):
-        kind = type_m.group(1).upper()
-    title_raw = _sgml_element(inner, "TITLE")
-    title = _sgml_text(title_raw).strip() if title_raw is not None else ""
-    if kind == "BRIEF":
-        body = ""  # after the title comes only a "Blah blah blah." filler
-    elif kind == "UNPROC" or (text_m and title_raw is None and _sgml_element(inner, "BODY") is None):
-        body = _sgml_text(text_m.group(2)) if text_m else ""
-        body = re.sub(r"^\s*\S*?\*{3,}", "", body)  # wire codes before a headline: "161125******S/P ..."
-        if not title:
-            first = body.strip().partition("\n")[0].strip()
-            title = first if len(first) <= MAX_TITLE_CHARS else ""
-    else:
-        body = _sgml_text(_sgml_element(inner, "BODY") or "")
-    body = _unwrap(_SIGN_OFF.sub("", body.rstrip()))
-    date_raw = _sgml_element(inner, "DATE")
-    return {
-        "title": title,
-        "text": body.strip() or title,
-        "source": "Reuters",
-        "published": _reuters_date(date_raw) if date_raw else "",
-    }
-
-
 def _read_reuters_sgml(text: str, file_id: str, shown: str, loaded: Loaded) -> None:
     """Each <REUTERS> story of a Reuters-21578 file becomes an article with id "file#NEWID"."""
     found = False
-    for n, m in enumerate(_REUTERS_STORY.finditer(text), 1):
+    for key, fields, dated in reuters_stories(text):
         found = True
-        newid_m = _NEWID.search(m.group(1))
-        key = newid_m.group(1) if newid_m else str(n)
         where = f"{shown}#{key}"
         try:
-            fields = _reuters_story(m.group(2))
             if not fields["text"].strip():
                 raise SkipFile("empty story (no title or text)")
-            if not fields["published"] and re.search(r"<DATE\b", m.group(2), re.I):
+            if not fields["published"] and dated:
                 loaded.warnings.append(Problem(where, "unreadable <DATE>; published left empty"))
             loaded.articles.append(_make_article(fields, f"{file_id}#{key}", shown))
         except SkipFile as e:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant import documents
+from assistant import decoding
 from assistant.documents import load_paths
 
 from .conftest import SHARED
@@ -281,9 +281,9 @@ def test_bbc_latin1_pound_sign():
 def test_code_page_detection_reads_a_bounded_sample(tmp_path):
     english = "The wire carried this line of plain English text before the Russian part began.\n" * 2000
     big = (english + RU_ARTICLE * 10_000).encode("cp1251")  # 160 KB of ASCII, then 11 MB of Russian
-    assert len(big) > 10 * 1_000_000 and len(documents._sniff_sample(big)) <= documents.SNIFF_BYTES
+    assert len(big) > 10 * 1_000_000 and len(decoding._sniff_sample(big)) <= decoding.SNIFF_BYTES
     started = time.perf_counter()
-    text, codec = documents.decode_bytes(big)
+    text, codec = decoding.decode_bytes(big)
     took = time.perf_counter() - started
     print(f"\ndecoding {len(big) / 1e6:.0f} MB of windows-1251 took {took:.2f} s")
     assert codec == "windows-1251" and text == english + RU_ARTICLE * 10_000
