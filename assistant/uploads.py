@@ -107,9 +107,11 @@ def add_uploads(
                 if target.name != name:
                     result.notes.append(Problem(name, f"stored as {target.name}: an earlier upload has that name"))
         result.report = assistant.add(stored, uploaded=True, wait_s=WAIT_S)
-    except BaseException:
+    except BaseException as e:
         for target in created:  # nothing half-added stays behind to be indexed by a later run
             target.unlink(missing_ok=True)
+        if isinstance(e, OSError):  # a folder that cannot be written, a full disk
+            raise AssistantError(f"cannot keep the upload in {folder}/ ({e.strerror or e})") from None
         raise
     return result
 
