@@ -2,10 +2,12 @@
 
 # No `from __future__ import annotations` here: FastAPI reads these annotations at run time.
 import base64
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,8 +20,9 @@ from pydantic import BaseModel, Field
 
 from . import __version__
 from .app import CSS, HEAD, MAX_K, build_app
-from .core import MAX_QUESTION_CHARS, Assistant
+from .core import MAX_QUESTION_CHARS, NOT_UNICODE, Assistant
 from .documents import MB
+from .guard import CrossSiteGuard
 from .types import AssistantError
 from .uploads import add_uploads, safe_name
 
@@ -45,7 +48,7 @@ def _readable(errors: Any) -> Any:
     out = jsonable_encoder(errors)
     for e in out:
         if isinstance(e, dict) and e.get("type") == "string_unicode":
-            e["msg"] = "holds a lone UTF-16 surrogate (such as \\ud800), not text; send valid Unicode"
+            e["msg"] = NOT_UNICODE
     return out
 
 
@@ -168,8 +171,6 @@ def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp
         head=HEAD,
         max_file_size=int(assistant.settings.server.upload_max_mb * MB),  # Gradio refuses bigger files first
     )
-    from .guard import CrossSiteGuard
-
     server = assistant.settings.server
     app = LimitBody(app, int(server.upload_max_mb * server.upload_max_files * MB) + MB)
     app = RequireLogin(app, *auth) if auth else app
@@ -178,8 +179,6 @@ def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp
 
 def serve(assistant: Assistant) -> None:
     """Run the server, as `assistant.settings.server` says, until interrupted; a port that is taken is one line."""
-    import contextlib
-
     import uvicorn
 
     server = assistant.settings.server
@@ -198,8 +197,6 @@ def serve(assistant: Assistant) -> None:
 
 def listen(host: str, port: int) -> list[Any]:
     """Listening sockets on every address `host` names, bound as uvicorn binds them; a failure is an AssistantError."""
-    import socket
-
     try:
         addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:

@@ -10,6 +10,7 @@ from typing import Any
 from .answer import build_answer
 from .config import Settings, load_settings
 from .conversation import contextualize
+from .decoding import SURROGATE
 from .embedding import Embedder, load_embedder
 from .indexer import IndexReport, check_compatible, remove_articles, update_index
 from .onnx_encoder import export_in_child, exported_before_fusion
@@ -19,7 +20,7 @@ from .types import Answer, AssistantError, Hit
 
 MAX_QUESTION_CHARS = 2000  # longer input is refused with a message, not searched
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")  # only a lone one can be in a str: JSON's "\ud800" makes one
+NOT_UNICODE = "holds a lone UTF-16 surrogate (such as \\ud800), which is not text; send valid Unicode"
 
 
 def check_question(question: object, what: str = "the question") -> str:
@@ -30,10 +31,8 @@ def check_question(question: object, what: str = "the question") -> str:
         raise AssistantError(f"{what} is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}")
     if _CONTROL.search(question):
         raise AssistantError(f"{what} holds control characters (binary data?); send plain text")
-    if _SURROGATE.search(question):
-        raise AssistantError(
-            f"{what} holds a lone UTF-16 surrogate (such as \\ud800), which is not text; send valid Unicode"
-        )
+    if SURROGATE.search(question):  # only a lone one can be in a str: JSON's "\ud800" makes one
+        raise AssistantError(f"{what} {NOT_UNICODE}")
     return question
 
 
@@ -67,17 +66,14 @@ class Assistant:
     @property
     def embedder(self) -> Embedder:
         """The embedding model (its ONNX export in the index folder where it has one), loaded on first use."""
-        if self._embedder is None:
-            e = self.settings.embedding
-            self._embedder = load_embedder(e.model, e.device, e.batch_size, e.offline, self.store.dir)
-        return self._embedder
+        return self._load_embedder(strict=False)
 
-    def _embedder_for_writing(self) -> Embedder:
-        """The embedder for indexing: like `embedder`, but an encoder that cannot be saved is an error, not slow
-        questions later."""
+    def _load_embedder(self, strict: bool = True) -> Embedder:
+        """The embedder, loaded on first use; `strict` (indexing): an encoder that cannot be saved is an error, not
+        slow questions later."""
         if self._embedder is None:
             e = self.settings.embedding
-            self._embedder = load_embedder(e.model, e.device, e.batch_size, e.offline, self.store.dir, strict=True)
+            self._embedder = load_embedder(e.model, e.device, e.batch_size, e.offline, self.store.dir, strict=strict)
         return self._embedder
 
     @property
@@ -127,7 +123,7 @@ class Assistant:
             self.store,
             base,
             self.settings,
-            self._embedder_for_writing,
+            self._load_embedder,
             list(paths),
             prune=prune,
             progress=progress,
@@ -146,7 +142,7 @@ class Assistant:
 
     def remove(self, article_ids: Sequence[str]) -> int:
         """Delete articles by id; returns how many were found and removed. An uploaded article's file goes too."""
-        n = remove_articles(self.store, self.settings, list(article_ids))
+        n = remove_articles(self.store, self.settings, list(article_ids), self.snapshot)
         if n:
             self.reload()
         return n
@@ -175,7 +171,7 @@ class Assistant:
     ) -> Answer:
         """An answer: the passages with citations, or 'nothing found'; `history` = earlier questions, oldest first."""
         query, hits, generation = self._retrieve(question, k, filters, history)
-        return build_answer(question, hits, query, generation, searchable(query))
+        return build_answer(question, hits, query, generation, bool(hits) or searchable(query))
 
     def _retrieve(
         self, question: str, k: int, filters: Mapping[str, Any] | None, history: Sequence[str]

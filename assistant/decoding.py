@@ -12,7 +12,7 @@ SNIFF_BYTES = 64 * 1024
 MIN_SNIFF_LETTERS = 8  # fewer non-ASCII letters than this are too few to tell a code page by: Windows-1252
 SNIFF_ROUNDS = 3  # how many times the detector is asked again, without the readings already found implausible
 _CJK_SCRIPTS = {"CJK", "HIRAGANA", "KATAKANA", "HANGUL"}  # one script here: Japanese mixes three of them
-_SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON can carry "\ud800" alone; no UTF-8 text can hold it
+SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON can carry "\ud800" alone; no UTF-8 text can hold it
 
 
 class SkipFile(Exception):
@@ -120,7 +120,7 @@ def decode_bytes(raw: bytes) -> tuple[str, str]:
     codec = _guess_code_page(raw)
     if codec:
         try:
-            return _SURROGATE.sub("\ufffd", raw.decode(codec)), _code_page_name(codec)  # UTF-7 can give "\ud800"
+            return SURROGATE.sub("\ufffd", raw.decode(codec)), _code_page_name(codec)  # UTF-7 can give "\ud800"
         except (UnicodeDecodeError, LookupError):  # guessed from a sample: the rest of the file may not fit
             pass
     try:

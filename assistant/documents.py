@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .clean import MAX_TITLE_CHARS, clean_text, first_words
-from .decoding import SkipFile, decode_bytes
+from .decoding import SURROGATE, SkipFile, decode_bytes
 from .reuters import reuters_stories
 from .types import Article
 
@@ -25,7 +25,6 @@ SGML_SUFFIXES = {".sgm", ".sgml"}  # Reuters-21578 newswire files, many stories 
 SUPPORTED = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES | SGML_SUFFIXES
 MB = 1_000_000  # the megabyte of every size limit (ingest.max_file_mb, server.upload_max_mb)
 OPTIONAL_FIELDS = ("url", "source", "published")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON can carry "\ud800" alone; no UTF-8 text can hold it
 
 
 @dataclass
@@ -222,14 +221,14 @@ def _read_json_records(text: str, suffix: str, file_id: str, shown: str, loaded:
 
 def _without_surrogates(fields: dict[str, str], where: str, loaded: Loaded) -> dict[str, str]:
     """A record's fields with each lone UTF-16 surrogate (JSON "\\ud800") replaced by U+FFFD, and a warning."""
-    bad = [key for key, value in fields.items() if _SURROGATE.search(value)]
+    bad = [key for key, value in fields.items() if SURROGATE.search(value)]
     if not bad:
         return fields
     named = ", ".join(f"'{key}'" for key in bad)
     loaded.warnings.append(
         Problem(where, f"{named}: a lone UTF-16 surrogate (such as \\ud800) is not text; replaced with U+FFFD")
     )
-    return {key: _SURROGATE.sub("\ufffd", value) for key, value in fields.items()}
+    return {key: SURROGATE.sub("\ufffd", value) for key, value in fields.items()}
 
 
 def _jsonl_lines(text: str, shown: str, loaded: Loaded) -> Iterator[tuple[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -146,10 +147,85 @@ def update_index(
     by then, so a writer that finished meanwhile keeps what it wrote. A rebuild holds the lock from the start.
     `uploaded`: the paths are files in the index's uploads folder (their ids become "uploads/NAME").
     """
+    start = time.perf_counter()
     if rebuild:
-        with store.writing(wait_s):
-            return _update(store, None, settings, get_embedder, paths, prune, progress, True, uploaded, wait_s)
-    return _update(store, snapshot, settings, get_embedder, paths, prune, progress, False, uploaded, wait_s)
+        snapshot = None
+    # A rebuild holds the lock from before its files are read: nobody commits between its reading and its switch.
+    with store.writing(wait_s) if rebuild else contextlib.nullcontext():
+        get_encoding(settings.chunking.encoding)  # a wrong encoding setting fails now, before any reading or embedding
+        loaded = _load(store, paths, settings, uploaded)
+        report = IndexReport(skipped=loaded.skipped, warnings=loaded.warnings)
+        if snapshot is not None:
+            check_compatible(snapshot, settings)
+        elif not loaded.articles:
+            why = "; ".join(str(p) for p in loaded.skipped[:3]) or "no files"
+            raise AssistantError(f"no articles to index in {', '.join(map(str, paths)) or 'the given paths'} ({why})")
+        existing = snapshot.article_shas() if snapshot is not None else {}
+        todo = [a for a in loaded.articles if existing.get(a.id) != a.sha]
+        remove = _removals(store, snapshot, loaded, prune) if snapshot is not None else []
+        known_roots = set(snapshot.roots()) if snapshot is not None else set()
+        if not (todo or remove or snapshot is None or not set(loaded.roots) <= known_roots):
+            report.unchanged = len(loaded.articles)
+            report.articles, report.passages = snapshot.manifest["articles"], snapshot.manifest["passages"]
+            report.seconds = time.perf_counter() - start
+            return report, False
+        staging, add, meta = None, [], {}  # nothing to embed: the write takes the index's own model and chunking
+        if todo or snapshot is None:
+            staging, add, meta, report.resumed = _embed_new(store, settings, get_embedder(), todo, progress)
+        report.embedded = sum(len(ps) for _, ps, _ in add) - report.resumed
+        seen_sha = {a: existing.get(a) for a in [a.id for a in todo] + remove}
+        change = Change(add, remove, seen_sha, loaded.roots, loaded.root_of, meta, rebuild)
+        try:
+            written = write(store, change, *_vector_settings(settings), wait_s=wait_s, base=snapshot)
+        except BaseException:
+            if staging is not None:
+                staging.close()  # what was embedded stays staged for the next run
+            raise
+        if staging is not None:
+            staging.forget([a.id for a, _, _ in add])
+            staging.close()
+        _report_write(report, written, loaded, existing)
+        report.seconds = time.perf_counter() - start
+        return report, written.wrote
+
+
+def _removals(store: Store, snapshot: Snapshot, loaded: Loaded, prune: bool) -> list[str]:
+    """Articles to remove: with `prune`, those under the roots read whose files are gone; and uploads indexed before
+    they had ids of their own, when the uploads folder is read again (they come back under their new ids)."""
+    if not loaded.roots:
+        return []
+    seen = {a.id for a in loaded.articles}
+    remove = sorted(snapshot.articles_under(loaded.roots) - seen) if prune else []
+    uploads = uploads_root(store)
+    if uploads in loaded.roots:
+        remove += sorted(a for a in snapshot.articles_under([uploads]) - seen if not a.startswith(f"{UPLOADS}/"))
+    return remove
+
+
+def _embed_new(
+    store: Store, settings: Settings, embedder: Embedder, todo: Sequence[Article], progress: bool
+) -> tuple[Staging, list[tuple[Article, list[Passage], np.ndarray]], dict[str, Any], int]:
+    """Chunk and embed new or changed articles, staged as they are made: (the open staging file, the articles with
+    passages and vectors, the index meta they fit, how many passages were staged by an earlier run)."""
+    chunker = Chunker(
+        settings.chunking.max_tokens,
+        settings.chunking.overlap_tokens,
+        settings.chunking.encoding,
+        model_limit=embedder.fits,
+        with_title=settings.chunking.with_title,
+    )
+    meta = index_meta(settings, settings.embedding.model, embedder.dimension)
+    staging = Staging(store.dir, meta)
+    try:
+        add, resumed = _embed(embedder, chunker, todo, settings.embedding.batch_size, progress, staging)
+    except KeyboardInterrupt:
+        kept = staging.count()
+        staging.close()
+        raise IndexInterrupted(
+            f"interrupted; the index is as it was, and {kept} embedded articles are kept in "
+            f"{staging.path}: run the same command again to go on from there"
+        ) from None
+    return staging, add, meta, resumed
 
 
 def _load(store: Store, paths: Sequence[str | Path], settings: Settings, uploaded: bool) -> Loaded:
@@ -184,85 +260,6 @@ def _load(store: Store, paths: Sequence[str | Path], settings: Settings, uploade
     return loaded
 
 
-def _update(
-    store: Store,
-    snapshot: Snapshot | None,
-    settings: Settings,
-    get_embedder: Callable[[], Embedder],
-    paths: Sequence[str | Path],
-    prune: bool,
-    progress: bool,
-    fresh: bool,
-    uploaded: bool,
-    wait_s: float | None,
-) -> tuple[IndexReport, bool]:
-    start = time.perf_counter()
-    get_encoding(settings.chunking.encoding)  # a wrong encoding setting fails now, before any reading or embedding
-    loaded = _load(store, paths, settings, uploaded)
-    report = IndexReport(skipped=loaded.skipped, warnings=loaded.warnings)
-    if snapshot is not None:
-        check_compatible(snapshot, settings)
-    elif not loaded.articles:
-        why = "; ".join(str(p) for p in loaded.skipped[:3]) or "no files"
-        raise AssistantError(f"no articles to index in {', '.join(map(str, paths)) or 'the given paths'} ({why})")
-    existing = snapshot.article_shas() if snapshot is not None else {}
-    todo = [a for a in loaded.articles if existing.get(a.id) != a.sha]
-    remove: list[str] = []
-    if snapshot is not None and loaded.roots:
-        seen = {a.id for a in loaded.articles}
-        under = snapshot.articles_under(loaded.roots)
-        if prune:
-            remove = sorted(under - seen)
-        uploads = uploads_root(store)
-        if uploads in loaded.roots:  # uploads indexed before they had ids of their own are read again under them
-            remove += sorted(a for a in snapshot.articles_under([uploads]) - seen if not a.startswith(f"{UPLOADS}/"))
-    known_roots = set(snapshot.roots()) if snapshot is not None else set()
-    if not (todo or remove or snapshot is None or not set(loaded.roots) <= known_roots):
-        report.unchanged = len(loaded.articles)
-        report.articles, report.passages = snapshot.manifest["articles"], snapshot.manifest["passages"]
-        report.seconds = time.perf_counter() - start
-        return report, False
-    staging = None
-    if todo or snapshot is None:
-        embedder = get_embedder()
-        chunker = Chunker(
-            settings.chunking.max_tokens,
-            settings.chunking.overlap_tokens,
-            settings.chunking.encoding,
-            model_limit=embedder.fits,
-            with_title=settings.chunking.with_title,
-        )
-        meta = index_meta(settings, settings.embedding.model, embedder.dimension)
-        staging = Staging(store.dir, meta)
-        try:
-            add, report.resumed = _embed(embedder, chunker, todo, settings.embedding.batch_size, progress, staging)
-        except KeyboardInterrupt:
-            kept = staging.count()
-            staging.close()
-            raise IndexInterrupted(
-                f"interrupted; the index is as it was, and {kept} embedded articles are kept in "
-                f"{staging.path}: run the same command again to go on from there"
-            ) from None
-    else:
-        add = []
-        meta = {k: snapshot.manifest[k] for k in ("model", "dimension", "chunking")}
-    report.embedded = sum(len(ps) for _, ps, _ in add) - report.resumed
-    seen_sha = {a: existing.get(a) for a in [a.id for a in todo] + remove}
-    change = Change(add, remove, seen_sha, loaded.roots, loaded.root_of, meta, fresh)
-    try:
-        written = write(store, change, *_vector_settings(settings), wait_s=wait_s)
-    except BaseException:
-        if staging is not None:
-            staging.close()  # what was embedded stays staged for the next run
-        raise
-    if staging is not None:
-        staging.forget([a.id for a, _, _ in add])
-        staging.close()
-    _report_write(report, written, loaded, existing)
-    report.seconds = time.perf_counter() - start
-    return report, written.wrote
-
-
 def _report_write(report: IndexReport, written: Written, loaded: Loaded, existing: dict[str, str]) -> None:
     """Fill the report from what the write did, naming the articles it kept or refused."""
     shown = {
@@ -282,34 +279,15 @@ def _vector_settings(settings: Settings) -> tuple[int, int]:
     return settings.index.exact_max_passages, settings.index.hnsw_neighbors
 
 
-def remove_articles(store: Store, settings: Settings, article_ids: Sequence[str]) -> int:
+def remove_articles(store: Store, settings: Settings, article_ids: Sequence[str], base: Snapshot | None = None) -> int:
     """Delete articles by id from the index as it is now; returns how many were there. An uploaded article's file
     goes from the uploads folder too (when no other article comes from it), so that it is not read again."""
-    with store.writing():
-        latest = store.open()
-        try:
-            present = [a for a in dict.fromkeys(article_ids) if a in latest.articles]
-            paths = {latest.articles[a].get("path") or "" for a in present if a.startswith(f"{UPLOADS}/")}
-            meta = {k: latest.manifest[k] for k in ("model", "dimension", "chunking")}
-        finally:
-            latest.close()
-        if not present:
-            return 0
-        written = write(store, Change(remove=present, meta=meta), *_vector_settings(settings))
-        if paths:
-            _forget_upload_files(store, paths)
-    return len(written.removed)
-
-
-def _forget_upload_files(store: Store, paths: set[str]) -> None:
-    """Delete uploaded files that no indexed article comes from any more."""
+    if not store.exists():
+        store.manifest()  # "no index in ...; build one with ..."
+    written = write(store, Change(remove=list(dict.fromkeys(article_ids))), *_vector_settings(settings), base=base)
     uploads = Path(uploads_root(store))
-    after = store.open()
-    try:
-        still = {m.get("path") for m in after.articles.values()}
-    finally:
-        after.close()
-    for path in paths - still:
+    for path in written.orphans:
         p = Path(path).resolve()
         if uploads in p.parents:
             p.unlink(missing_ok=True)
+    return len(written.removed)

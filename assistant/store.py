@@ -150,12 +150,12 @@ class Store:
                 manifest = fresh
         return self._open(manifest)
 
-    def _open(self, manifest: dict[str, Any]) -> Snapshot:
+    def _open(self, manifest: dict[str, Any], full: bool = False) -> Snapshot:
         import faiss
 
         gen = self.dir / manifest["generation"]
         hint = rebuild_hint(self.dir)
-        problem = self.verify(manifest)
+        problem = self.verify(manifest, full)
         if problem:
             raise AssistantError(f"index in {self.dir}/ is damaged: {problem}; rebuild with: {hint}")
         try:
@@ -220,16 +220,13 @@ class Store:
         """Check the current generation (its checksums, cheaply or `full`; its parts' agreement; with `full` also
         SQLite's integrity check); a one-line error naming what is wrong, else a summary."""
         manifest = self.manifest()
-        problem = self.verify(manifest, full)
-        hint = rebuild_hint(self.dir)
-        if problem:
-            raise AssistantError(f"index in {self.dir}/ is damaged: {problem}; rebuild with: {hint}")
-        snap = self._open(manifest)
+        snap = self._open(manifest, full)
         try:
             if full:
                 with snap.lock:
                     verdict = snap.db.execute("PRAGMA integrity_check").fetchone()[0]
                 if verdict != "ok":
+                    hint = rebuild_hint(self.dir)
                     raise AssistantError(f"index database in {snap.generation_dir} is damaged ({verdict}); {hint}")
         finally:
             snap.close()

@@ -14,6 +14,7 @@ from .store import Snapshot, Store, rebuild_hint
 from .types import Article, AssistantError, Passage
 
 UPLOADS = "uploads"  # uploaded files' folder inside the index folder; their articles' ids start with "uploads/"
+META_KEYS = ("model", "dimension", "chunking")  # how an index was made: its vectors fit only the same
 MEANWHILE = "changed by another writer while this one ran; its version is kept (run again to index this one)"
 
 
@@ -46,6 +47,7 @@ class Written:
     unchanged: list[str] = field(default_factory=list)  # already in the index as this writer has them
     kept: list[str] = field(default_factory=list)  # another writer changed them meanwhile: theirs stays
     refused: list[tuple[str, str]] = field(default_factory=list)  # (article id, why)
+    orphans: list[str] = field(default_factory=list)  # files of removed articles that no article comes from now
 
 
 def uploads_root(store: Store) -> str:
@@ -67,8 +69,7 @@ def _clash(old_root: str | None, new_root: str, uploads: str) -> str | None:
 
 def check_meta(latest: Snapshot, meta: dict[str, Any]) -> None:
     """Refuse to write vectors made with one model or chunking into an index made with another."""
-    keys = ("model", "dimension", "chunking")
-    if {k: latest.manifest.get(k) for k in keys} != {k: meta.get(k) for k in keys}:
+    if {k: latest.manifest.get(k) for k in META_KEYS} != {k: meta.get(k) for k in META_KEYS}:
         raise AssistantError(
             f"the index in {latest.index_dir}/ was rebuilt with other settings while this ran "
             f"(model {latest.manifest.get('model')!r}, chunking {latest.manifest.get('chunking')}); nothing was "
@@ -76,27 +77,53 @@ def check_meta(latest: Snapshot, meta: dict[str, Any]) -> None:
         )
 
 
-def write(store: Store, change: Change, exact_max: int, neighbors: int, wait_s: float | None = None) -> Written:
-    """Apply a change under the writer lock to the index as it is now (not as the writer first saw it)."""
+def write(
+    store: Store,
+    change: Change,
+    exact_max: int,
+    neighbors: int,
+    wait_s: float | None = None,
+    base: Snapshot | None = None,
+) -> Written:
+    """Apply a change under the writer lock to the index as it is now (not as the writer first saw it).
+
+    `base`, the snapshot the writer started from, is built on as it is when no one wrote since (the usual case);
+    otherwise the current generation is opened. A change without `meta` (a removal) takes the index's own.
+    """
     with store.writing(wait_s):
-        latest = store.open() if store.exists() and not change.fresh else None
-        if latest is not None:
-            check_meta(latest, change.meta)
-        result = _rebase(store, latest, change)
-        known = set(latest.roots()) if latest is not None else set()
-        if latest is not None and not result.added and not result.removed and set(change.roots) <= known:
-            result.manifest = latest.manifest
-            latest.close()
-            return result
-        chosen = set(result.added)
-        apply = dataclasses.replace(change, add=[x for x in change.add if x[0].id in chosen], remove=result.removed)
+        latest, opened = None, False
+        if store.exists() and not change.fresh:
+            if base is not None and base.manifest == store.manifest():
+                latest = base
+            else:
+                latest, opened = store.open(), True
         try:
-            result.manifest = write_generation(store.dir, latest, apply, exact_max, neighbors)
+            return _write(store, latest, change, exact_max, neighbors)
         finally:
-            if latest is not None:
+            if opened:
                 latest.close()
-        result.wrote = True
+
+
+def _write(store: Store, latest: Snapshot | None, change: Change, exact_max: int, neighbors: int) -> Written:
+    """The write itself, on `latest` (None: a fresh index); the caller holds the lock."""
+    if latest is not None:
+        if not change.meta:
+            change = dataclasses.replace(change, meta={k: latest.manifest[k] for k in META_KEYS})
+        check_meta(latest, change.meta)
+    result = _rebase(store, latest, change)
+    known = set(latest.roots()) if latest is not None else set()
+    if latest is not None and not result.added and not result.removed and set(change.roots) <= known:
+        result.manifest = latest.manifest
         return result
+    if latest is not None and result.removed:
+        gone = {latest.articles[a].get("path") or "" for a in result.removed}
+        kept = {m.get("path") or "" for a, m in latest.articles.items() if a not in set(result.removed)}
+        result.orphans = sorted(gone - kept - {""})
+    chosen = set(result.added)
+    apply = dataclasses.replace(change, add=[x for x in change.add if x[0].id in chosen], remove=result.removed)
+    result.manifest = write_generation(store.dir, latest, apply, exact_max, neighbors)
+    result.wrote = True
+    return result
 
 
 def _rebase(store: Store, latest: Snapshot | None, change: Change) -> Written:
