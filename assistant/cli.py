@@ -191,15 +191,15 @@ def run(args: argparse.Namespace) -> int:
         given = {"host": args.host, "port": args.port, "auth": args.auth, "mcp": False if args.no_mcp else None}
         settings = settings.replace("server", **{k: v for k, v in given.items() if v is not None})
         a = Assistant(settings)
-        if not a.store.exists():
+        if not a.engine.exists():
             if not Path(args.seeds).exists():
                 print(
-                    f"error: no index in {a.store.dir}/ and no {args.seeds}/ to build one from; "
+                    f"error: no index in {a.engine.location} and no {args.seeds}/ to build one from; "
                     "run `assistant index PATH` first, or pass --seeds PATH",
                     file=sys.stderr,
                 )
                 return EXIT_ERROR
-            print(f"No index in {a.store.dir}/ yet: indexing {args.seeds} first…", file=sys.stderr, flush=True)
+            print(f"No index in {a.engine.location} yet: indexing {args.seeds} first…", file=sys.stderr, flush=True)
             print(f"Indexed {a.add([args.seeds], progress=True).summary()}", file=sys.stderr)
         a.ask("warm up")  # load the index and the model before the first visitor
         serve(a)
@@ -283,7 +283,7 @@ def _eval_beir(args: argparse.Namespace, settings: Settings) -> int:
     a = Assistant.load(config=settings)
     quiet = args.quiet or args.json
     if not quiet:
-        print(f"Indexing {bench.corpus} into {a.store.dir}/ (only what is new)…", file=sys.stderr, flush=True)
+        print(f"Indexing {bench.corpus} into {a.engine.location} (only what is new)…", file=sys.stderr, flush=True)
     report = a.add([bench.corpus], progress=not quiet)
     if not quiet:
         print(f"Indexed {report.summary()}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,10 +28,21 @@ class _Checked:
                 raise SettingError(section, key, value, must)
 
 
+def redact(url: str) -> str:
+    """A connection string with its password (and any password= parameter) replaced by ***."""
+    url = re.sub(r"(://[^:/@?#]*:)[^@/?#]*@", r"\1***@", url)
+    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", url)
+
+
+SECRET_KEYS = {"url", "read_urls"}  # settings that may hold a password: shown redacted, never echoed
+
+
 class SettingError(AssistantError):
     """A setting with a value it cannot take; names the setting and what it must be."""
 
     def __init__(self, section: str, key: str, value: Any, must: str) -> None:
+        if key in SECRET_KEYS:
+            value = [redact(v) for v in value] if isinstance(value, list) else redact(str(value))
         self.section, self.key, self.value, self.must = section, key, value, must
         super().__init__(f"{section}.{key} = {value!r}: {must}")
 
@@ -44,16 +56,28 @@ def _text(v: Any) -> bool:
     return isinstance(v, str) and bool(v.strip())
 
 
+BACKENDS = ("embedded", "postgres")
+
+
 @dataclass(frozen=True)
 class IndexSettings(_Checked):
     """Where the index lives, and how its vectors are searched."""
 
     dir: str = "index"
+    backend: str = "embedded"
+    url: str = ""
+    read_urls: list[str] = field(default_factory=list)
     exact_max_passages: int = 100_000
     hnsw_neighbors: int = 32
 
     RULES = {
         "dir": (_text, "must name a folder"),
+        "backend": (lambda v: v in BACKENDS, "must be one of: embedded (a folder, no server), postgres"),
+        "url": (lambda v: isinstance(v, str), "must be a PostgreSQL connection string (postgresql://...)"),
+        "read_urls": (
+            lambda v: all(isinstance(u, str) and u.strip() for u in v),
+            "must be a list of PostgreSQL connection strings (read replicas)",
+        ),
         "exact_max_passages": (_number(0), "must be 0 or more"),
         "hnsw_neighbors": (_number(4, 256), "must be between 4 and 256"),
     }
@@ -280,5 +304,9 @@ def load_settings(
 
 
 def settings_to_dict(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The settings as nested plain data, section by section."""
-    return dataclasses.asdict(settings)
+    """The settings as nested plain data, section by section (passwords in connection strings as ***)."""
+    data = dataclasses.asdict(settings)
+    index = data["index"]
+    index["url"] = redact(index["url"])
+    index["read_urls"] = [redact(u) for u in index["read_urls"]]
+    return data

@@ -12,10 +12,10 @@ from .config import Settings, load_settings
 from .conversation import contextualize
 from .decoding import SURROGATE
 from .embedding import Embedder, load_embedder
+from .engines import Engine, View, engine_for
 from .indexer import IndexReport, check_compatible, remove_articles, update_index
 from .onnx_encoder import export_in_child, exported_before_fusion
 from .retrieval import rank, rank_articles, search, searchable
-from .store import Snapshot, Store
 from .types import Answer, AssistantError, Hit
 
 MAX_QUESTION_CHARS = 2000  # longer input is refused with a message, not searched
@@ -40,12 +40,12 @@ class Assistant:
     """Question answering with cited passages over an index of news articles."""
 
     def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
-        """An assistant over `settings.index.dir`; the index and model load on first use."""
+        """An assistant over the index the settings name; the index and model load on first use."""
         self.settings = settings or Settings()
-        self.store = Store(self.settings.index.dir)
+        self.engine: Engine = engine_for(self.settings.index)
+        self.folder = Path(self.settings.index.dir)  # the encoder, staging and uploads live here for every engine
         self._embedder = embedder
-        self._snapshot: Snapshot | None = None
-        self._stamp: tuple[int, int] | None = None
+        self._view: View | None = None
 
     @classmethod
     def load(
@@ -59,8 +59,8 @@ class Assistant:
         if index_dir is not None:
             settings = settings.replace("index", dir=str(index_dir))
         assistant = cls(settings, embedder)
-        if assistant.store.exists():
-            assistant.snapshot  # noqa: B018 - load now, so errors surface here
+        if assistant.engine.exists():
+            assistant.view  # noqa: B018 - load now, so errors surface here
         return assistant
 
     @property
@@ -73,32 +73,33 @@ class Assistant:
         slow questions later."""
         if self._embedder is None:
             e = self.settings.embedding
-            self._embedder = load_embedder(e.model, e.device, e.batch_size, e.offline, self.store.dir, strict=strict)
+            self._embedder = load_embedder(e.model, e.device, e.batch_size, e.offline, self.folder, strict=strict)
         return self._embedder
 
     @property
-    def snapshot(self) -> Snapshot:
-        """The loaded index, reloaded when another process has switched it; a missing one says how to build it."""
-        stamp = self.store.stamp()
-        if stamp != self._stamp:
-            self._snapshot = None  # `assistant index` ran beside a server: serve the new generation from now on
-        if self._snapshot is None:
-            snap = self.store.open()
+    def view(self) -> View:
+        """The open index, reopened when another process has written a newer state; a missing one says how to
+        build it."""
+        view = self._view
+        if view is not None and self.engine.changed(view):
+            view = None  # `assistant index` ran beside a server: serve the new state from now on
+        if view is None:
+            view = self.engine.open()
             try:
-                check_compatible(snap, self.settings, chunking=False)
+                check_compatible(view, self.engine, self.settings, chunking=False)
             except AssistantError:
-                snap.close()
+                view.close()
                 raise
-            self._snapshot, self._stamp = snap, stamp
-        return self._snapshot
+            self._view = view
+        return view
 
     def reload(self) -> None:
         """Drop the loaded index so that the next call reads the current generation.
 
-        The old snapshot is not closed here: a search running in another thread (the web chat) may still
+        The old view is not closed here: a search running in another thread (the web chat) may still
         be reading it; it closes when the last reference goes.
         """
-        self._snapshot = None
+        self._view = None
 
     def add(
         self,
@@ -115,12 +116,13 @@ class Assistant:
         is writing, this waits for it (saying so), at most `wait_s` seconds if given. `uploaded`: the paths are files
         in `<index>/uploads/`, whose articles get ids of their own ("uploads/NAME").
         """
-        base = None if rebuild or not self.store.exists() else self.snapshot
+        base = None if rebuild or not self.engine.exists() else self.view
         e = self.settings.embedding
-        if rebuild and self._embedder is None and e.device == "cpu" and exported_before_fusion(self.store.dir):
-            export_in_child(e.model, self.store.dir, e.offline)  # an export from before fused graphs is made again
+        if rebuild and self._embedder is None and e.device == "cpu" and exported_before_fusion(self.folder):
+            export_in_child(e.model, self.folder, e.offline)  # an export from before fused graphs is made again
         report, wrote = update_index(
-            self.store,
+            self.engine,
+            self.folder,
             base,
             self.settings,
             self._load_embedder,
@@ -137,12 +139,12 @@ class Assistant:
 
     def refresh(self, prune: bool = False, progress: bool = False) -> IndexReport:
         """Re-read every folder the index was built from."""
-        roots = self.snapshot.roots()
+        roots = self.view.roots()
         return self.add(roots, prune=prune, progress=progress)
 
     def remove(self, article_ids: Sequence[str]) -> int:
         """Delete articles by id; returns how many were found and removed. An uploaded article's file goes too."""
-        n = remove_articles(self.store, self.settings, list(article_ids), self.snapshot)
+        n = remove_articles(self.engine, self.folder, self.settings, list(article_ids), self.view)
         if n:
             self.reload()
         return n
@@ -150,7 +152,7 @@ class Assistant:
     def check(self, full: bool = False) -> dict[str, Any]:
         """Check the index files against their checksums (cheaply, or every byte with `full`) and that its parts
         agree; a one-line error when not, else what was checked."""
-        return self.store.check(full)
+        return self.engine.check(full)
 
     def search(
         self,
@@ -180,32 +182,29 @@ class Assistant:
         for i, earlier in enumerate(history):
             check_question(earlier, f"history item {i + 1}")
         query = contextualize(question, history)
-        snap = self.snapshot  # one generation for the whole search, whatever a writer does meanwhile
-        hits = search(snap, self.embedder, self.settings.retrieval, query, k, filters)
-        return query, hits, snap.manifest["generation"]
+        view = self.view  # one state for the whole search, whatever a writer does meanwhile
+        hits = search(view, self.embedder, self.settings.retrieval, query, k, filters)
+        return query, hits, view.generation
 
     def rank_articles(self, question: str, k: int = 100) -> list[tuple[str, float]]:
         """The k articles that best match a question (each by its best passage), with scores; no floor."""
-        snap = self.snapshot
         depth = max(self.settings.retrieval.candidates, 4 * k)
-        ranking = rank(snap, self.embedder, self.settings.retrieval, question, depth)
-        return rank_articles(ranking, snap, k)
+        return rank_articles(rank(self.view, self.embedder, self.settings.retrieval, question, depth), k)
 
     def articles(self) -> list[dict[str, str]]:
         """Every indexed article's id and metadata."""
-        snap = self.snapshot
-        return [{"id": a, **snap.articles[a]} for a in snap.article_ids]
+        return self.view.articles()
 
     def article(self, article_id: str) -> dict[str, str]:
         """One indexed article's id and metadata (title, source, path, url, published)."""
-        meta = self.snapshot.articles.get(article_id)
+        meta = self.view.article(article_id)
         if meta is None:
-            raise AssistantError(f"no article with id '{article_id}' in {self.store.dir}/")
+            raise AssistantError(f"no article with id '{article_id}' in {self.engine.location}")
         return {"id": article_id, **meta}
 
     def article_text(self, article_id: str) -> str:
         """The cleaned text of an article, which citation spans point into."""
-        text = self.snapshot.article_text(article_id)
+        text = self.view.article_text(article_id)
         if text is None:
-            raise AssistantError(f"no article with id '{article_id}' in {self.store.dir}/")
+            raise AssistantError(f"no article with id '{article_id}' in {self.engine.location}")
         return text

@@ -6,8 +6,8 @@ import functools
 import re
 from collections.abc import Callable
 
+from .analysis import sentence_words, stems_of, terms
 from .chunking import sentence_spans
-from .lexical import sentence_words, stems_of, terms
 
 _WORD = re.compile(r"\w+")
 # Questions asking for an amount or a time, and those asking for a person, team or organisation.

@@ -17,8 +17,8 @@ from .chunking import Chunker, get_encoding, indexed_text
 from .config import Settings
 from .documents import Loaded, Problem, load_paths
 from .embedding import Embedder
+from .engines.base import Engine, View
 from .staging import Staging
-from .store import Snapshot, Store, rebuild_hint
 from .types import Article, AssistantError, Passage
 from .writer import MEANWHILE, UPLOADS, Change, Written, uploads_root, write
 
@@ -71,20 +71,19 @@ def index_meta(settings: Settings, embedder_name: str, dimension: int) -> dict[s
     }
 
 
-def check_compatible(snapshot: Snapshot, settings: Settings, chunking: bool = True) -> None:
+def check_compatible(view: View, engine: Engine, settings: Settings, chunking: bool = True) -> None:
     """Refuse to search or extend an index made with another model (or, to extend, other chunking)."""
-    m = snapshot.manifest
-    hint = rebuild_hint(snapshot.index_dir)
+    m = view.meta
+    hint = engine.rebuild_hint()
     if m.get("model") != settings.embedding.model:
         raise AssistantError(
-            f"index in {snapshot.index_dir}/ was built with model '{m.get('model')}' but embedding.model is "
+            f"index in {view.location} was built with model '{m.get('model')}' but embedding.model is "
             f"'{settings.embedding.model}'; rebuild with: {hint}"
         )
     want = index_meta(settings, "", 0)["chunking"]
     if chunking and m.get("chunking") != want:
         raise AssistantError(
-            f"index in {snapshot.index_dir}/ was chunked with {m.get('chunking')}, settings say {want}; "
-            f"rebuild with: {hint}"
+            f"index in {view.location} was chunked with {m.get('chunking')}, settings say {want}; rebuild with: {hint}"
         )
 
 
@@ -130,8 +129,9 @@ def _embed(
 
 
 def update_index(
-    store: Store,
-    snapshot: Snapshot | None,
+    engine: Engine,
+    folder: Path,
+    view: View | None,
     settings: Settings,
     get_embedder: Callable[[], Embedder],
     paths: Sequence[str | Path],
@@ -145,38 +145,41 @@ def update_index(
 
     Files are read and embedded outside the writer lock; the change is then applied under it to the index as it is
     by then, so a writer that finished meanwhile keeps what it wrote. A rebuild holds the lock from the start.
-    `uploaded`: the paths are files in the index's uploads folder (their ids become "uploads/NAME").
+    `uploaded`: the paths are files in the uploads folder of the index folder `folder` (their ids become
+    "uploads/NAME").
     """
     start = time.perf_counter()
     if rebuild:
-        snapshot = None
+        view = None
     # A rebuild holds the lock from before its files are read: nobody commits between its reading and its switch.
-    with store.writing(wait_s) if rebuild else contextlib.nullcontext():
+    with engine.writing(wait_s) if rebuild else contextlib.nullcontext():
         get_encoding(settings.chunking.encoding)  # a wrong encoding setting fails now, before any reading or embedding
-        loaded = _load(store, paths, settings, uploaded)
+        loaded = _load(folder, paths, settings, uploaded)
         report = IndexReport(skipped=loaded.skipped, warnings=loaded.warnings)
-        if snapshot is not None:
-            check_compatible(snapshot, settings)
+        if view is not None:
+            check_compatible(view, engine, settings)
         elif not loaded.articles:
             why = "; ".join(str(p) for p in loaded.skipped[:3]) or "no files"
             raise AssistantError(f"no articles to index in {', '.join(map(str, paths)) or 'the given paths'} ({why})")
-        existing = snapshot.article_shas() if snapshot is not None else {}
+        existing = view.shas([a.id for a in loaded.articles]) if view is not None else {}
         todo = [a for a in loaded.articles if existing.get(a.id) != a.sha]
-        remove = _removals(store, snapshot, loaded, prune) if snapshot is not None else []
-        known_roots = set(snapshot.roots()) if snapshot is not None else set()
-        if not (todo or remove or snapshot is None or not set(loaded.roots) <= known_roots):
+        remove = _removals(folder, view, loaded, prune) if view is not None else []
+        if remove:
+            existing.update(view.shas(remove))
+        known_roots = set(view.roots()) if view is not None else set()
+        if not (todo or remove or view is None or not set(loaded.roots) <= known_roots):
             report.unchanged = len(loaded.articles)
-            report.articles, report.passages = snapshot.manifest["articles"], snapshot.manifest["passages"]
+            report.articles, report.passages = view.meta["articles"], view.meta["passages"]
             report.seconds = time.perf_counter() - start
             return report, False
         staging, add, meta = None, [], {}  # nothing to embed: the write takes the index's own model and chunking
-        if todo or snapshot is None:
-            staging, add, meta, report.resumed = _embed_new(store, settings, get_embedder(), todo, progress)
+        if todo or view is None:
+            staging, add, meta, report.resumed = _embed_new(folder, settings, get_embedder(), todo, progress)
         report.embedded = sum(len(ps) for _, ps, _ in add) - report.resumed
         seen_sha = {a: existing.get(a) for a in [a.id for a in todo] + remove}
         change = Change(add, remove, seen_sha, loaded.roots, loaded.root_of, meta, rebuild)
         try:
-            written = write(store, change, *_vector_settings(settings), wait_s=wait_s, base=snapshot)
+            written = write(engine, folder, change, *_vector_settings(settings), wait_s=wait_s, base=view)
         except BaseException:
             if staging is not None:
                 staging.close()  # what was embedded stays staged for the next run
@@ -189,21 +192,21 @@ def update_index(
         return report, written.wrote
 
 
-def _removals(store: Store, snapshot: Snapshot, loaded: Loaded, prune: bool) -> list[str]:
+def _removals(folder: Path, view: View, loaded: Loaded, prune: bool) -> list[str]:
     """Articles to remove: with `prune`, those under the roots read whose files are gone; and uploads indexed before
     they had ids of their own, when the uploads folder is read again (they come back under their new ids)."""
     if not loaded.roots:
         return []
     seen = {a.id for a in loaded.articles}
-    remove = sorted(snapshot.articles_under(loaded.roots) - seen) if prune else []
-    uploads = uploads_root(store)
+    remove = sorted(view.articles_under(loaded.roots) - seen) if prune else []
+    uploads = uploads_root(folder)
     if uploads in loaded.roots:
-        remove += sorted(a for a in snapshot.articles_under([uploads]) - seen if not a.startswith(f"{UPLOADS}/"))
+        remove += sorted(a for a in view.articles_under([uploads]) - seen if not a.startswith(f"{UPLOADS}/"))
     return remove
 
 
 def _embed_new(
-    store: Store, settings: Settings, embedder: Embedder, todo: Sequence[Article], progress: bool
+    folder: Path, settings: Settings, embedder: Embedder, todo: Sequence[Article], progress: bool
 ) -> tuple[Staging, list[tuple[Article, list[Passage], np.ndarray]], dict[str, Any], int]:
     """Chunk and embed new or changed articles, staged as they are made: (the open staging file, the articles with
     passages and vectors, the index meta they fit, how many passages were staged by an earlier run)."""
@@ -215,7 +218,7 @@ def _embed_new(
         with_title=settings.chunking.with_title,
     )
     meta = index_meta(settings, settings.embedding.model, embedder.dimension)
-    staging = Staging(store.dir, meta)
+    staging = Staging(folder, meta)
     try:
         add, resumed = _embed(embedder, chunker, todo, settings.embedding.batch_size, progress, staging)
     except KeyboardInterrupt:
@@ -228,11 +231,11 @@ def _embed_new(
     return staging, add, meta, resumed
 
 
-def _load(store: Store, paths: Sequence[str | Path], settings: Settings, uploaded: bool) -> Loaded:
+def _load(folder: Path, paths: Sequence[str | Path], settings: Settings, uploaded: bool) -> Loaded:
     """Read the paths. Uploads (`uploaded` paths, or the index's uploads folder when read again) are read file by
     file into ids of their own, "uploads/FILE" or "uploads/FILE#RECORD", so that an upload never takes the id of
     an article indexed from a folder, nor of another uploaded file, whatever its name or `id` fields say."""
-    uploads = uploads_root(store)
+    uploads = uploads_root(folder)
 
     def from_uploads(path: str | Path) -> bool:
         p = str(Path(path).resolve())
@@ -279,13 +282,16 @@ def _vector_settings(settings: Settings) -> tuple[int, int]:
     return settings.index.exact_max_passages, settings.index.hnsw_neighbors
 
 
-def remove_articles(store: Store, settings: Settings, article_ids: Sequence[str], base: Snapshot | None = None) -> int:
+def remove_articles(
+    engine: Engine, folder: Path, settings: Settings, article_ids: Sequence[str], base: View | None = None
+) -> int:
     """Delete articles by id from the index as it is now; returns how many were there. An uploaded article's file
     goes from the uploads folder too (when no other article comes from it), so that it is not read again."""
-    if not store.exists():
-        store.manifest()  # "no index in ...; build one with ..."
-    written = write(store, Change(remove=list(dict.fromkeys(article_ids))), *_vector_settings(settings), base=base)
-    uploads = Path(uploads_root(store))
+    if not engine.exists():
+        engine.open()  # "no index in ...; build one with ..."
+    change = Change(remove=list(dict.fromkeys(article_ids)))
+    written = write(engine, folder, change, *_vector_settings(settings), base=base)
+    uploads = Path(uploads_root(folder))
     for path in written.orphans:
         p = Path(path).resolve()
         if uploads in p.parents:

@@ -1,78 +1,22 @@
-"""Hybrid search: dense (FAISS) and BM25 candidates fused, floored, highlighted and de-duplicated."""
+"""Hybrid search: dense and BM25 candidates from an engine's view, fused, floored, highlighted and de-duplicated."""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .analysis import named_terms, query_terms, terms
 from .config import RETRIEVAL_METHODS, RetrievalSettings
 from .embedding import Embedder
+from .engines.base import FILTER_KEYS, Filter, View, check_date
 from .highlight import best_sentence, overlaps, plain_words, shared_runs, shingles, stored_sentences, stored_words
-from .lexical import named_terms, query_terms, terms
-from .store import Snapshot
 from .types import AssistantError, Citation, Hit
-from .vectors import HALF_ERROR, dot_rows, scan, search_params
 
-FILTER_KEYS = ("article_id", "source", "published_from", "published_to")
-
-
-FILTERED_EXACT_MAX = 50_000  # filtered searches over at most this many passages score them all exactly
-
-
-def _as_set(value: Any) -> set[str]:
-    if isinstance(value, str):
-        return {value}
-    if isinstance(value, Sequence | set | frozenset):
-        return {str(v) for v in value}
-    raise AssistantError(f"filter value {value!r} must be a string or a list of strings")
-
-
-_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
-
-
-def check_date(value: Any, name: str) -> str:
-    """A date filter's value as 'YYYY', 'YYYY-MM' or 'YYYY-MM-DD' ('' when not given); else a one-line error."""
-    if value is None or value == "":
-        return ""
-    text = value.strip() if isinstance(value, str) else ""
-    try:
-        ok = bool(_DATE.match(text)) and bool(datetime.date.fromisoformat((text + "-01-01")[:10]))
-    except ValueError:
-        ok = False
-    if not ok:
-        raise AssistantError(f"filter {name} = {value!r} is not a date; use YYYY-MM-DD (or YYYY-MM, YYYY)")
-    return text
-
-
-def allowed_articles(snapshot: Snapshot, filters: Mapping[str, Any] | None) -> np.ndarray | None:
-    """Indices (into snapshot.article_ids) of the articles the filters allow; None for all."""
-    if not filters:
-        return None
-    unknown = set(filters) - set(FILTER_KEYS)
-    if unknown:
-        raise AssistantError(f"unknown filter {sorted(unknown)[0]!r}; filters are {', '.join(FILTER_KEYS)}")
-    ids = _as_set(filters["article_id"]) if "article_id" in filters else None
-    sources = _as_set(filters["source"]) if "source" in filters else None
-    lo, hi = (check_date(filters.get(key), key) for key in ("published_from", "published_to"))
-    keep = []
-    for i, aid in enumerate(snapshot.article_ids):
-        meta = snapshot.articles[aid]
-        date = (meta.get("published") or "")[:10]
-        if ids is not None and aid not in ids:
-            continue
-        if sources is not None and meta.get("source") not in sources:
-            continue
-        # "published_to 2005-03" takes all of March: compare as many characters as the bound has
-        if (lo and (not date or date < lo)) or (hi and (not date or date[: len(hi)] > hi)):
-            continue
-        keep.append(i)
-    return np.array(keep, dtype=np.int64)
+__all__ = ["FILTER_KEYS", "check_date", "rank", "rank_articles", "search", "searchable"]
 
 
 def searchable(question: str) -> bool:
@@ -92,98 +36,52 @@ def scaled(x: np.ndarray, top: int) -> np.ndarray:
     return (x - best[-1]) / span if span > 1e-12 else np.where(x > 0, 1.0, 0.0)
 
 
-def _half_top(snapshot: Snapshot, qvec: np.ndarray, k: int) -> np.ndarray | None:
-    """Rows of the k best cosines of an exact index, found by scanning its 16-bit copy for 2k and scoring those
-    exactly; None when that cannot be sure of them (a row left out might be within HALF_ERROR of the k-th)."""
-    if snapshot.half is None or 2 * k >= len(snapshot.flat):
-        return None
-    near, rows = scan(snapshot.half, qvec, 2 * k)
-    exact = dot_rows(snapshot.flat[rows], qvec)
-    best = np.argpartition(-exact, k - 1)[:k]
-    if near[-1] + HALF_ERROR >= exact[best].min():
-        return None
-    return rows[best]
-
-
 def candidates(
-    snapshot: Snapshot, qvec: np.ndarray, question: str, n: int, allowed: np.ndarray | None, ef_search: int = 128
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Passage ids from both retrievers (n from each), with their cosine and BM25 scores."""
-    import faiss
-
-    lex = snapshot.lexical
-    total = len(lex.ids)
-    if total == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
-    row_mask = None if allowed is None else np.isin(snapshot.row_article, allowed)
-    k = min(n, total)
-    sims = None
-    if snapshot.flat is not None and row_mask is None and (rows := _half_top(snapshot, qvec, k)) is not None:
-        dense_ids = lex.ids[rows]
-    elif snapshot.flat is not None:  # exact: every passage scored, rows aligned with the BM25 rows
-        sims = dot_rows(snapshot.flat, qvec)
-        if row_mask is not None:
-            sims = np.where(row_mask, sims, -np.inf)
-        rows = np.argpartition(-sims, k - 1)[:k] if k < total else np.arange(total)
-        dense_ids = lex.ids[rows[np.isfinite(sims[rows])]]
-    elif row_mask is not None and row_mask.sum() <= FILTERED_EXACT_MAX:
-        # A graph visits few of a small allowed set: score those passages exactly instead.
-        allowed_ids = lex.ids[row_mask]
-        dense_ids = allowed_ids[np.argsort(-dot_rows(snapshot.vectors.reconstruct_batch(allowed_ids), qvec))[:k]]
-    else:
-        selector = None if row_mask is None else faiss.IDSelectorBatch(lex.ids[row_mask])
-        _, ids = scan(snapshot.vectors, qvec, k, search_params(snapshot.vectors, selector, ef_search))
-        dense_ids = ids[ids >= 0]
-    bm25 = lex.scores(question, None if row_mask is None else row_mask.astype(np.float32))
-    top_rows = np.argpartition(-bm25, k - 1)[:k] if k < total else np.arange(total)
-    top_rows = top_rows[bm25[top_rows] > 0]
-    pids = np.unique(np.concatenate([dense_ids, lex.ids[top_rows]]))
-    at = np.searchsorted(lex.ids, pids)
-    if sims is not None:
-        dense = sims[at]
-    elif snapshot.flat is not None:
-        dense = dot_rows(snapshot.flat[at], qvec)
-    else:
-        dense = dot_rows(snapshot.vectors.reconstruct_batch(pids), qvec) if len(pids) else np.zeros(0, np.float32)
-    lexical = bm25[at]
-    return pids, dense.astype(np.float32), lexical.astype(np.float32)
+    view: View, qvec: np.ndarray, question: str, n: int, where: Filter | None, ef_search: int = 128
+) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """Passage ids from both retrievers (n from each), with their articles, cosine and BM25 scores."""
+    words = query_terms(question)
+    dense_top = view.dense_top(qvec, n, where, ef_search)
+    lexical_top = view.lexical_top(words, n, where)
+    article_of = dict(zip(dense_top.ids.tolist(), dense_top.articles, strict=True))
+    article_of.update(zip(lexical_top.ids.tolist(), lexical_top.articles, strict=True))
+    pids = np.array(sorted(article_of), dtype=np.int64)
+    dense = view.dense_scores(qvec, pids)
+    lexical = view.lexical_scores(words, pids)
+    return pids, [article_of[p] for p in pids.tolist()], dense.astype(np.float32), lexical.astype(np.float32)
 
 
-def coverage(snapshot: Snapshot, question: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each passage id: the share of the question's IDF weight that its article contains, over all the
-    question's terms and over its names and numbers only (1.0 when it has none). A term in no passage weighs most."""
-    lex = snapshot.lexical
-    arts = snapshot.row_article[np.searchsorted(lex.ids, ids)]
+def coverage(view: View, question: str, articles: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """For each passage (by its article): the share of the question's IDF weight that its article contains, over
+    all the question's terms and over its names and numbers only (1.0 when it has none). A term in no passage
+    weighs most."""
+    everything, names = set(terms(question)), named_terms(question)
+    stats = view.term_stats(sorted(everything | names), sorted(set(articles)))
     out = []
-    for group in (set(terms(question)), named_terms(question)):
+    for group in (everything, names):
         if not group:
-            out.append(np.ones(len(ids)))
+            out.append(np.ones(len(articles)))
             continue
-        have = np.zeros(len(ids))
+        have = np.zeros(len(articles))
         total = 0.0
-        holds = np.zeros(len(snapshot.article_ids), dtype=bool)
         for t in group:
-            rows = lex.rows_with(t)
-            weight = lex.idf(t) if len(rows) else lex.max_idf
+            weight, holders = stats[t]
             total += weight
-            if len(rows):
-                holds[:] = False
-                holds[snapshot.row_article[rows]] = True
-                have += weight * holds[arts]
+            if holders:
+                have += weight * np.fromiter((a in holders for a in articles), dtype=bool, count=len(articles))
         out.append(have / total)
     return out[0], out[1]
 
 
-def evidence(snapshot: Snapshot, settings: RetrievalSettings, r: Ranking, n: int) -> np.ndarray:
+def evidence(view: View, settings: RetrievalSettings, r: Ranking, n: int) -> np.ndarray:
     """Relevance evidence of the first n passages of a ranking, which the floor `min_score` applies to:
     cosine + coverage_weight * article coverage of the question + names_weight * coverage of its names."""
-    ids = r.ids[:n]
-    everything, names = coverage(snapshot, r.query, ids)
+    everything, names = coverage(view, r.query, r.articles[:n])
     return r.dense[:n] + settings.coverage_weight * everything + settings.names_weight * names
 
 
-def _citation(snapshot: Snapshot, article_id: str, start: int, end: int) -> Citation:
-    meta = snapshot.articles[article_id]
+def _citation(view: View, article_id: str, start: int, end: int) -> Citation:
+    meta = view.article(article_id) or {}
     return Citation(article_id, meta["title"], meta.get("source") or "", meta.get("path") or "", start, end)
 
 
@@ -245,7 +143,7 @@ def collapse(
 
 
 def search(
-    snapshot: Snapshot,
+    view: View,
     encoder: Embedder,
     settings: RetrievalSettings,
     question: str,
@@ -256,11 +154,23 @@ def search(
     words to search for: "what did", "???", emoji, only stop words)."""
     if not searchable(question):
         return []
-    r = rank(snapshot, encoder, settings, question, settings.candidates, filters)
+    with view.reading():
+        return _search(view, encoder, settings, question, k, filters)
+
+
+def _search(
+    view: View,
+    encoder: Embedder,
+    settings: RetrievalSettings,
+    question: str,
+    k: int,
+    filters: Mapping[str, Any] | None,
+) -> list[Hit]:
+    r = rank(view, encoder, settings, question, settings.candidates, filters)
     n = min(len(r.ids), max(3 * k, 10))
-    strength = evidence(snapshot, settings, r, n)
+    strength = evidence(view, settings, r, n)
     order = np.flatnonzero(strength >= settings.min_score)
-    rows = snapshot.passages([int(r.ids[i]) for i in order])
+    rows = view.passages([int(r.ids[i]) for i in order])
     hits = []
     for i in order:
         pid = int(r.ids[i])
@@ -270,7 +180,7 @@ def search(
                 passage_id=pid,
                 text=text,
                 score=float(r.fused[i]),
-                citations=(_citation(snapshot, article_id, start, end),),
+                citations=(_citation(view, article_id, start, end),),
                 dense=float(r.dense[i]),
                 lexical=float(r.lexical[i]),
                 evidence=float(strength[i]),
@@ -282,7 +192,7 @@ def search(
         if hit.passage_id not in spans:
             stored = rows[hit.passage_id][4]
             sentences = None if stored is None else stored_sentences(stored)
-            spans[hit.passage_id] = best_sentence(r.query, hit.text, snapshot.lexical.idf, sentences)
+            spans[hit.passage_id] = best_sentence(r.query, hit.text, view.idf, sentences)
         return spans[hit.passage_id]
 
     def words_of(hit: Hit) -> list[str]:
@@ -294,17 +204,18 @@ def search(
 
 @dataclass(frozen=True)
 class Ranking:
-    """Candidate passages, best first: ids with their fused, cosine and BM25 scores, and the query text."""
+    """Candidate passages, best first: ids with their articles, fused, cosine and BM25 scores, and the query text."""
 
     query: str
     ids: np.ndarray
+    articles: list[str]
     fused: np.ndarray
     dense: np.ndarray
     lexical: np.ndarray
 
 
 def rank(
-    snapshot: Snapshot,
+    view: View,
     encoder: Embedder,
     settings: RetrievalSettings,
     question: str,
@@ -317,14 +228,12 @@ def rank(
         raise AssistantError("the question is empty")
     if settings.method not in RETRIEVAL_METHODS:
         raise AssistantError(f"retrieval.method is '{settings.method}'; use one of {', '.join(RETRIEVAL_METHODS)}")
-    empty = np.zeros(0, np.float32)
-    allowed = allowed_articles(snapshot, filters)
-    if allowed is not None and len(allowed) == 0:
-        return Ranking(question, np.zeros(0, np.int64), empty, empty, empty)
+    where = Filter.parse(filters)
     qvec = encoder.encode([question])[0]
-    pids, dense, lexical = candidates(
-        snapshot, qvec, question, max(depth, settings.candidates), allowed, settings.hnsw_ef_search
-    )
+    with view.reading():
+        pids, articles, dense, lexical = candidates(
+            view, qvec, question, max(depth, settings.candidates), where, settings.hnsw_ef_search
+        )
     top = settings.candidates
     if settings.method == "dense":
         fused = dense.astype(np.float64)
@@ -334,12 +243,15 @@ def rank(
         w = settings.dense_weight
         fused = w * scaled(dense, top) + (1 - w) * scaled(lexical, top)
     order = np.argsort(-fused, kind="stable")
-    return Ranking(question, pids[order], fused[order], dense[order], lexical[order])
+    ranked = [articles[i] for i in order]
+    return Ranking(question, pids[order], ranked, fused[order], dense[order], lexical[order])
 
 
-def rank_articles(ranking: Ranking, snapshot: Snapshot, k: int) -> list[tuple[str, float]]:
+def rank_articles(ranking: Ranking, k: int) -> list[tuple[str, float]]:
     """Articles in order of their best passage in a ranking, with that passage's fused score."""
-    rows = np.searchsorted(snapshot.lexical.ids, ranking.ids)
-    articles, first = np.unique(snapshot.row_article[rows], return_index=True)
-    best = np.argsort(first, kind="stable")[:k]  # ranking is sorted: an article's first passage is its best
-    return [(snapshot.article_ids[articles[i]], float(ranking.fused[first[i]])) for i in best]
+    best: dict[str, float] = {}
+    for article_id, score in zip(ranking.articles, ranking.fused.tolist(), strict=True):
+        best.setdefault(article_id, float(score))  # the ranking is sorted: an article's first passage is its best
+        if len(best) == k:
+            break
+    return list(best.items())

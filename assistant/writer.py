@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .generation import write_generation
-from .store import Snapshot, Store, rebuild_hint
+from .engines.base import META_KEYS, Engine, View
 from .types import Article, AssistantError, Passage
 
 UPLOADS = "uploads"  # uploaded files' folder inside the index folder; their articles' ids start with "uploads/"
-META_KEYS = ("model", "dimension", "chunking")  # how an index was made: its vectors fit only the same
 MEANWHILE = "changed by another writer while this one ran; its version is kept (run again to index this one)"
 
 
@@ -50,9 +50,9 @@ class Written:
     orphans: list[str] = field(default_factory=list)  # files of removed articles that no article comes from now
 
 
-def uploads_root(store: Store) -> str:
-    """The resolved path of an index's uploads folder (articles read from it are uploads)."""
-    return str((store.dir / UPLOADS).resolve())
+def uploads_root(folder: Path) -> str:
+    """The resolved path of the uploads folder in the index folder (articles read from it are uploads)."""
+    return str((Path(folder) / UPLOADS).resolve())
 
 
 def _clash(old_root: str | None, new_root: str, uploads: str) -> str | None:
@@ -67,70 +67,57 @@ def _clash(old_root: str | None, new_root: str, uploads: str) -> str | None:
     return "an uploaded article has this id; remove it first (assistant remove ID) to replace it"
 
 
-def check_meta(latest: Snapshot, meta: dict[str, Any]) -> None:
+def check_meta(latest: View, meta: dict[str, Any], hint: str) -> None:
     """Refuse to write vectors made with one model or chunking into an index made with another."""
-    if {k: latest.manifest.get(k) for k in META_KEYS} != {k: meta.get(k) for k in META_KEYS}:
+    if {k: latest.meta.get(k) for k in META_KEYS} != {k: meta.get(k) for k in META_KEYS}:
         raise AssistantError(
-            f"the index in {latest.index_dir}/ was rebuilt with other settings while this ran "
-            f"(model {latest.manifest.get('model')!r}, chunking {latest.manifest.get('chunking')}); nothing was "
-            f"written: run the command again (or rebuild: {rebuild_hint(latest.index_dir)})"
+            f"the index in {latest.location} was rebuilt with other settings while this ran "
+            f"(model {latest.meta.get('model')!r}, chunking {latest.meta.get('chunking')}); nothing was "
+            f"written: run the command again (or rebuild: {hint})"
         )
 
 
 def write(
-    store: Store,
+    engine: Engine,
+    folder: Path,
     change: Change,
     exact_max: int,
     neighbors: int,
     wait_s: float | None = None,
-    base: Snapshot | None = None,
+    base: View | None = None,
 ) -> Written:
-    """Apply a change under the writer lock to the index as it is now (not as the writer first saw it).
+    """Apply a change under the engine's writer lock to the index as it is now (not as the writer first saw it).
 
-    `base`, the snapshot the writer started from, is built on as it is when no one wrote since (the usual case);
-    otherwise the current generation is opened. A change without `meta` (a removal) takes the index's own.
+    `base`, the view the writer started from, is built on as it is when no one wrote since (the usual case);
+    otherwise the current state is opened. A change without `meta` (a removal) takes the index's own. `folder`:
+    the index folder, whose uploads folder marks uploaded articles.
     """
-    with store.writing(wait_s):
-        latest, opened = None, False
-        if store.exists() and not change.fresh:
-            if base is not None and base.manifest == store.manifest():
-                latest = base
-            else:
-                latest, opened = store.open(), True
-        try:
-            return _write(store, latest, change, exact_max, neighbors)
-        finally:
-            if opened:
-                latest.close()
-
-
-def _write(store: Store, latest: Snapshot | None, change: Change, exact_max: int, neighbors: int) -> Written:
-    """The write itself, on `latest` (None: a fresh index); the caller holds the lock."""
-    if latest is not None:
-        if not change.meta:
-            change = dataclasses.replace(change, meta={k: latest.manifest[k] for k in META_KEYS})
-        check_meta(latest, change.meta)
-    result = _rebase(store, latest, change)
-    known = set(latest.roots()) if latest is not None else set()
-    if latest is not None and not result.added and not result.removed and set(change.roots) <= known:
-        result.manifest = latest.manifest
+    with engine.writing(wait_s), contextlib.nullcontext() if change.fresh else engine.latest(base) as latest:
+        if latest is not None:
+            if not change.meta:
+                change = dataclasses.replace(change, meta={k: latest.meta[k] for k in META_KEYS})
+            check_meta(latest, change.meta, engine.rebuild_hint())
+        result = _rebase(folder, latest, change)
+        known = set(latest.roots()) if latest is not None else set()
+        if latest is not None and not result.added and not result.removed and set(change.roots) <= known:
+            result.manifest = latest.meta
+            return result
+        if latest is not None and result.removed:
+            gone = {(latest.article(a) or {}).get("path") or "" for a in result.removed}
+            result.orphans = sorted(gone - latest.paths_in_use(sorted(gone), result.removed) - {""})
+        chosen = set(result.added)
+        apply = dataclasses.replace(change, add=[x for x in change.add if x[0].id in chosen], remove=result.removed)
+        result.manifest = engine.commit(latest, apply, exact_max, neighbors)
+        result.wrote = True
         return result
-    if latest is not None and result.removed:
-        gone = {latest.articles[a].get("path") or "" for a in result.removed}
-        kept = {m.get("path") or "" for a, m in latest.articles.items() if a not in set(result.removed)}
-        result.orphans = sorted(gone - kept - {""})
-    chosen = set(result.added)
-    apply = dataclasses.replace(change, add=[x for x in change.add if x[0].id in chosen], remove=result.removed)
-    result.manifest = write_generation(store.dir, latest, apply, exact_max, neighbors)
-    result.wrote = True
-    return result
 
 
-def _rebase(store: Store, latest: Snapshot | None, change: Change) -> Written:
+def _rebase(folder: Path, latest: View | None, change: Change) -> Written:
     """Which of a change's articles to add and remove on top of `latest`, article by article."""
-    current = latest.article_shas() if latest is not None else {}
-    roots = latest.article_roots() if latest is not None else {}
-    uploads = uploads_root(store)
+    ids = [a.id for a, _, _ in change.add] + list(change.remove)
+    current = latest.shas(ids) if latest is not None else {}
+    roots = latest.article_roots(ids) if latest is not None else {}
+    uploads = uploads_root(folder)
     out = Written(manifest={}, wrote=False)
     for article, _, _ in change.add:
         have = current.get(article.id)

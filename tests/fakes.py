@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from assistant.lexical import terms
+from assistant.analysis import terms
 
 
 class HashEmbedder:

@@ -166,7 +166,7 @@ def test_bad_files_are_reported_and_others_indexed(tmp_path):
 
 def _state(index_dir):
     a = Assistant.load(index_dir=index_dir)
-    s = a.snapshot
+    s = a.view.snap
     return sorted(s.article_shas().items()), s.manifest["passages"], a
 
 

@@ -155,7 +155,7 @@ def test_an_oversized_file_is_refused_without_being_read(tmp_path):
 def _content(index_dir):
     """What an index holds, loaded the way every command loads it: articles with hashes, passages with text."""
     a = Assistant.load(index_dir=index_dir)
-    snap = a.snapshot
+    snap = a.view.snap
     with snap.lock:
         passages = snap.db.execute(
             "SELECT article_id, char_start, char_end, text FROM passages ORDER BY article_id, char_start"

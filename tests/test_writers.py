@@ -35,25 +35,25 @@ def _ids(a: Assistant) -> set[str]:
 
 def _stale_add(slow: Assistant, stale, paths, **kw):
     """`slow` adds `paths` on top of the snapshot it loaded earlier (as a writer that read its files first)."""
-    return update_index(slow.store, stale, slow.settings, lambda: slow.embedder, paths, **kw)
+    return update_index(slow.engine, slow.folder, stale, slow.settings, lambda: slow.embedder, paths, **kw)
 
 
 def test_a_slower_writer_keeps_what_a_faster_one_wrote_meanwhile(fake_assistant, tmp_path):
     slow = Assistant(fake_assistant.settings, embedder=HashEmbedder())
-    stale = slow.snapshot  # the slow writer read the index (and its files) first
+    stale = slow.view  # the slow writer read the index (and its files) first
     fast = _story(tmp_path / "fast", "ferry.txt", "Ferry strike", "The island ferry crews walked out on Monday.")
     fake_assistant.add([fast.parent])  # the fast writer finishes and reports its article indexed
     late = _story(tmp_path / "slow", "harvest.txt", "Harvest", "Farmers in Kent brought in a record apple harvest.")
     report, wrote = _stale_add(slow, stale, [late.parent])
     assert wrote and report.new == 1
-    fresh = Assistant.load(index_dir=fake_assistant.store.dir, embedder=HashEmbedder())
+    fresh = Assistant.load(index_dir=fake_assistant.folder, embedder=HashEmbedder())
     assert {"ferry.txt", "harvest.txt"} <= _ids(fresh)
     assert fresh.search("island ferry crews walked out")[0].citations[0].article_id == "ferry.txt"
 
 
 def test_an_article_another_writer_changed_meanwhile_keeps_its_version(fake_assistant, seeds_copy):
     slow = Assistant(fake_assistant.settings, embedder=HashEmbedder())
-    stale = slow.snapshot
+    stale = slow.view
     target = seeds_copy / "002_a1b23aa4f37148f7.txt"
     original = target.read_text()
     target.write_text(original + "\n\nThe fast writer's closing paragraph about ferries.")
@@ -61,29 +61,29 @@ def test_an_article_another_writer_changed_meanwhile_keeps_its_version(fake_assi
     target.write_text(original + "\n\nThe slow writer's closing paragraph, read earlier.")
     report, _ = _stale_add(slow, stale, [seeds_copy])
     assert any(MEANWHILE in w.reason and "002_a1b23aa4f37148f7.txt" in w.path for w in report.warnings)
-    text = Assistant.load(index_dir=fake_assistant.store.dir, embedder=HashEmbedder()).article_text(target.name)
+    text = Assistant.load(index_dir=fake_assistant.folder, embedder=HashEmbedder()).article_text(target.name)
     assert "fast writer's closing paragraph" in text
 
 
 def test_prune_and_remove_leave_articles_added_after_the_writer_started(fake_assistant, seeds_copy):
     slow = Assistant(fake_assistant.settings, embedder=HashEmbedder())
-    stale = slow.snapshot
+    stale = slow.view
     _story(seeds_copy, "late.txt", "Late story", "A story added by another writer while the slow one read its files.")
     fake_assistant.add([seeds_copy])
     (seeds_copy / "late.txt").unlink()  # the slow writer never saw it on disk
     (seeds_copy / "000_2658ee1ef5810850.txt").unlink()
     report, _ = _stale_add(slow, stale, [seeds_copy], prune=True)
-    ids = _ids(Assistant.load(index_dir=fake_assistant.store.dir, embedder=HashEmbedder()))
+    ids = _ids(Assistant.load(index_dir=fake_assistant.folder, embedder=HashEmbedder()))
     assert "late.txt" in ids and "000_2658ee1ef5810850.txt" not in ids and report.removed == 1
 
 
 def test_a_removal_made_during_a_build_stays(fake_assistant, seeds_copy, tmp_path):
     slow = Assistant(fake_assistant.settings, embedder=HashEmbedder())
-    stale = slow.snapshot
+    stale = slow.view
     assert fake_assistant.remove(["004_9ef5f17bb255e9d8.txt"]) == 1
     extra = _story(tmp_path / "extra", "new.txt", "New", "A new story about the harbour museum reopening.")
     _stale_add(slow, stale, [extra.parent])
-    ids = _ids(Assistant.load(index_dir=fake_assistant.store.dir, embedder=HashEmbedder()))
+    ids = _ids(Assistant.load(index_dir=fake_assistant.folder, embedder=HashEmbedder()))
     assert "004_9ef5f17bb255e9d8.txt" not in ids and "new.txt" in ids
 
 
@@ -92,7 +92,7 @@ def test_a_writer_waits_for_the_lock_and_says_so(fake_assistant, tmp_path, caplo
     held, release = threading.Event(), threading.Event()
 
     def holder():
-        with fake_assistant.store.writing():
+        with fake_assistant.engine.writing():
             held.set()
             release.wait(10)
 
@@ -166,8 +166,8 @@ def test_uploads_indexed_before_they_had_ids_of_their_own_move_to_them(fake_assi
     folder = Path(fake_assistant.settings.index.dir) / "uploads"
     _story(folder, "old.txt", "Old upload", "An upload made by an earlier version, under its bare file name.")
     with monkeypatch.context() as m:  # what an earlier version did: the uploads folder indexed as a plain folder
-        m.setattr("assistant.indexer.uploads_root", lambda store: str(tmp_path / "elsewhere"))
-        m.setattr("assistant.writer.uploads_root", lambda store: str(tmp_path / "elsewhere"))
+        m.setattr("assistant.indexer.uploads_root", lambda folder: str(tmp_path / "elsewhere"))
+        m.setattr("assistant.writer.uploads_root", lambda folder: str(tmp_path / "elsewhere"))
         fake_assistant.add([folder])
     assert "old.txt" in _ids(fake_assistant)
     new = _story(tmp_path / "new", "new.txt", "New upload", "A new upload about the harbour museum reopening.")
@@ -189,7 +189,7 @@ def test_a_damaged_staging_file_is_moved_aside_not_left_to_block_every_run(tmp_p
 
 
 def test_a_failed_write_is_one_line_and_leaves_the_index_as_it_was(fake_assistant, tmp_path, monkeypatch):
-    gen = fake_assistant.snapshot.manifest["generation"]
+    gen = fake_assistant.view.meta["generation"]
     extra = _story(tmp_path / "extra", "new.txt", "New", "A new story about the harbour museum reopening.")
 
     def full(self, folder):
@@ -199,7 +199,7 @@ def test_a_failed_write_is_one_line_and_leaves_the_index_as_it_was(fake_assistan
     with pytest.raises(AssistantError) as e:
         fake_assistant.add([extra.parent])
     assert "\n" not in str(e.value) and "No space left on device" in str(e.value) and "index is as it was" in str(e)
-    d = fake_assistant.store.dir
+    d = fake_assistant.folder
     assert json.loads((d / "manifest.json").read_text())["generation"] == gen
     assert not list(d.glob(".building-*")) and [p.name for p in d.glob("gen-*")] == [gen]
     monkeypatch.undo()
@@ -208,8 +208,8 @@ def test_a_failed_write_is_one_line_and_leaves_the_index_as_it_was(fake_assistan
 
 @pytest.mark.parametrize("target", ["vectors.faiss", "bm25/data.csc.index.npy", "bm25/indices.csc.index.npy"])
 def test_garbage_in_an_index_file_is_caught_by_its_checksum(fake_assistant, target):
-    d = fake_assistant.store.dir
-    path = d / fake_assistant.snapshot.manifest["generation"] / target
+    d = fake_assistant.folder
+    path = d / fake_assistant.view.meta["generation"] / target
     fake_assistant.reload()
     data = bytearray(path.read_bytes())
     start = len(data) // 2
