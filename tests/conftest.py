@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -139,3 +140,58 @@ def server(real_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     shutil.copytree(real_index, index)
     with running_server(index) as url:
         yield url, index
+
+
+@pytest.fixture(scope="session")
+def pg_folder() -> Iterator[Path]:
+    """A folder under /tmp that the unprivileged server user can enter (pytest's tmp_path is 0700 as root); every
+    server still running on a folder inside it is killed at the end."""
+    from assistant import pgserver
+
+    base = Path(tempfile.mkdtemp(prefix="assistant-pg-", dir="/tmp"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        for data in base.iterdir():
+            if data.is_dir() and (running := pgserver.running(data)) is not None:
+                running.kill()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server(pg_folder: Path):  # noqa: ANN201 - pgserver.Server
+    """A real PostgreSQL 18 + pgvector primary on a loopback port, for the whole run."""
+    from assistant import pgserver
+
+    server = pgserver.start(pg_folder / "primary", password="test-secret")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> Iterator[str]:  # noqa: ANN001
+    """The URL of a new, empty database on the test server (dropped afterwards)."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield pg_server.url.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(pg_server.url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def engine_settings(backend: str, folder: Path, url: str = "", **retrieval: object) -> Settings:
+    """Settings for one engine: the embedded index in `folder`, or the database at `url` (`folder` then holds
+    the encoder, staging and uploads)."""
+    s = settings_for(folder, **retrieval)
+    return s.replace("index", backend=backend, url=url) if backend == "postgres" else s
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def backend(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """Each engine in turn: (its name, the URL of an empty database for postgres, else '')."""
+    if request.param == "postgres":
+        return "postgres", request.getfixturevalue("pg_url")
+    return "embedded", ""

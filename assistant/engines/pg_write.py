@@ -1,0 +1,107 @@
+"""Writing to the postgres engine: one change applied in the writer's transaction, and the consistency check."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from ..analysis import terms
+from ..chunking import indexed_text
+from ..highlight import analyse
+
+
+def _vector_text(vec: Any) -> str:
+    """A vector as pgvector's text form (float32 values round-trip exactly)."""
+    return "[" + ",".join(map(repr, vec.tolist())) + "]"
+
+
+def apply_change(conn: Any, change: Any, with_title: bool) -> None:
+    """Delete the removed and replaced articles, insert the added ones, keep the BM25 statistics and the state's
+    counts in step; every statement touches only the articles changed (cost independent of the index's size)."""
+    gone = list(change.remove) + [a.id for a, _, _ in change.add]
+    removed_articles = removed_passages = removed_length = 0
+    touched: list[str] = []
+    if gone:
+        touched = [
+            r[0]
+            for r in conn.execute(
+                "WITH g AS (DELETE FROM na_postings WHERE article_id = ANY(%s) RETURNING term), "
+                "c AS (SELECT term, count(*) AS n FROM g GROUP BY term) "
+                "UPDATE na_terms t SET df = t.df - c.n FROM c WHERE t.term = c.term RETURNING t.term",
+                (gone,),
+            )
+        ]
+        removed_passages, removed_length = conn.execute(
+            "WITH d AS (DELETE FROM na_passages WHERE article_id = ANY(%s) RETURNING length) "
+            "SELECT count(*), coalesce(sum(length), 0) FROM d",
+            (gone,),
+        ).fetchone()
+        removed_articles = conn.execute("DELETE FROM na_articles WHERE id = ANY(%s)", (gone,)).rowcount
+    n_passages = sum(len(ps) for _, ps, _ in change.add)
+    ids = [r[0] for r in conn.execute("SELECT nextval('na_passage_ids') FROM generate_series(1, %s)", (n_passages,))]
+    df: Counter[str] = Counter()
+    added_length = 0
+    now = time.time()
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO na_articles VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (a.id, a.title, a.text, a.path, a.source, a.url, a.published, a.sha, change.root_of.get(a.id, ""), now)
+                for a, _, _ in change.add
+            ],
+        )
+    at = 0
+    posting_rows = []
+    sql = "COPY na_passages (article_id, id, seq, char_start, char_end, n_tokens, length, text, analysis, embedding)"
+    with conn.cursor().copy(sql + " FROM STDIN") as passages:  # one COPY at a time on a connection
+        for article, ps, vectors in change.add:
+            for p, vec in zip(ps, vectors, strict=True):
+                pid = ids[at]
+                at += 1
+                words = terms(indexed_text(article.title, p.text, with_title))
+                counts = Counter(words)
+                df.update(counts.keys())
+                added_length += len(words)
+                passages.write_row(
+                    (article.id, pid, p.seq, p.char_start, p.char_end, p.n_tokens, len(words), p.text,
+                     analyse(p.text), _vector_text(vec))
+                )  # fmt: skip
+                posting_rows += [(article.id, term, pid, tf, len(words)) for term, tf in counts.items()]
+    with conn.cursor().copy("COPY na_postings (article_id, term, passage_id, tf, length) FROM STDIN") as postings:
+        for row in posting_rows:
+            postings.write_row(row)
+    if df:
+        conn.execute(
+            "INSERT INTO na_terms SELECT * FROM unnest(%s::text[], %s::bigint[]) "
+            "ON CONFLICT (term) DO UPDATE SET df = na_terms.df + excluded.df",
+            (list(df), list(df.values())),
+        )
+    if touched:
+        conn.execute("DELETE FROM na_terms WHERE term = ANY(%s) AND df <= 0", (touched,))
+    conn.execute(
+        "UPDATE na_state SET generation = generation + 1, articles = articles + %s, passages = passages + %s, "
+        "total_length = total_length + %s",
+        (len(change.add) - removed_articles, n_passages - removed_passages, added_length - removed_length),
+    )
+    if change.roots:
+        conn.execute("INSERT INTO na_roots SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (list(change.roots),))
+
+
+def check_counts(conn: Any, full: bool) -> str | None:
+    """What disagrees between the counts the index keeps and its rows (None: nothing); `full` also recounts every
+    term's document frequency and the total passage length from the postings."""
+    articles, passages, total = conn.execute("SELECT articles, passages, total_length FROM na_state").fetchone()
+    have = conn.execute("SELECT (SELECT count(*) FROM na_articles), (SELECT count(*) FROM na_passages)").fetchone()
+    if (articles, passages) != have:
+        return f"the state counts {articles} articles and {passages} passages, the tables hold {have[0]} and {have[1]}"
+    if not full:
+        return None
+    length = conn.execute("SELECT coalesce(sum(length), 0) FROM na_passages").fetchone()[0]
+    if length != total:
+        return f"the passages' total length is {length}, the state says {total}"
+    wrong = conn.execute(
+        "SELECT count(*) FROM na_terms t FULL JOIN (SELECT term, count(*) AS n FROM na_postings GROUP BY term) c "
+        "ON c.term = t.term WHERE t.df IS DISTINCT FROM c.n"
+    ).fetchone()[0]
+    return f"{wrong} terms' document frequencies disagree with the postings" if wrong else None

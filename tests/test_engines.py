@@ -1,0 +1,172 @@
+"""The engine contract: the same tests against the embedded index and PostgreSQL (a real server), and parity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant import Assistant
+from assistant.analysis import query_terms
+from assistant.indexer import update_index
+from assistant.types import AssistantError
+
+from .conftest import engine_settings
+from .fakes import HashEmbedder
+
+QUESTIONS = [
+    "What did Zelensky say to Russians?",
+    "Who fled Russia?",
+    "prisoner swap Medvedchuk",
+    "What did Lavrov say at the UN?",
+    "mobilisation protests arrests",
+]
+
+
+def _assistant(backend: tuple[str, str], folder: Path, **retrieval: object) -> Assistant:
+    name, url = backend
+    return Assistant(engine_settings(name, folder, url, min_score=0.05, **retrieval), embedder=HashEmbedder())
+
+
+def _dated(folder: Path) -> Path:
+    """Three articles with sources and dates, as JSONL."""
+    folder.mkdir()
+    rows = [
+        {"id": "a", "title": "Ferry strike", "text": "The island ferry crews walked out over pay.", "source": "Herald",
+         "published": "2005-03-14"},
+        {"id": "b", "title": "Ferry talks", "text": "Talks on the ferry strike resumed on Friday.", "source": "Times",
+         "published": "2005-04-02"},
+        {"id": "c", "title": "Bridge plan", "text": "A bridge could replace the ferry, the council said.",
+         "source": "Herald"},
+    ]  # fmt: skip
+    (folder / "news.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    return folder
+
+
+def test_index_search_and_read_articles(backend, tmp_path, seeds_copy):
+    a = _assistant(backend, tmp_path / "index")
+    report = a.add([seeds_copy])
+    assert report.new == 5 and report.passages == a.view.meta["passages"] > 40
+    hits = a.search("What did Zelensky say to Russians?", k=5)
+    assert hits and all(h.citations[0].char_end > h.citations[0].char_start for h in hits)
+    first = hits[0].citations[0]
+    assert a.article_text(first.article_id)[first.char_start : first.char_end] == hits[0].text
+    assert {x["id"] for x in a.articles()} == {p.name for p in seeds_copy.iterdir()}
+    assert a.article(first.article_id)["title"] == first.title
+    with pytest.raises(AssistantError, match="no article with id 'nope'"):
+        a.article("nope")
+    assert a.check()["ok"] and a.check(full=True)["ok"]
+
+
+def test_filters_by_id_source_and_date(backend, tmp_path):
+    a = _assistant(backend, tmp_path / "index")
+    a.add([_dated(tmp_path / "news")])
+
+    def found(**filters: object) -> set[str]:
+        return {h.citations[0].article_id for h in a.search("ferry strike", k=10, filters=filters)}
+
+    assert found() == {"a", "b", "c"}
+    assert found(source="Herald") == {"a", "c"}
+    assert found(article_id=["b", "c"]) == {"b", "c"}
+    assert found(published_from="2005-04") == {"b"}
+    assert found(published_to="2005-03") == {"a"}  # all of March, and no undated article
+    assert found(published_from="2005-01-01", source="Times") == {"b"}
+    assert found(source="Nobody") == set()
+    with pytest.raises(AssistantError, match="unknown filter 'colour'"):
+        a.search("ferry", filters={"colour": "red"})
+
+
+class Earlier:
+    """A view as a writer that read the index earlier saw it: the article hashes of then (a database view reads
+    the current rows, so a slow writer is played by remembering what it read)."""
+
+    def __init__(self, view, shas: dict[str, str]) -> None:  # noqa: ANN001
+        self.view, self._shas = view, shas
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self.view, name)
+
+    def shas(self, ids=None) -> dict[str, str]:  # noqa: ANN001
+        return {a: s for a, s in self._shas.items() if ids is None or a in ids}
+
+
+def test_writes_add_change_remove_and_keep_another_writers_articles(backend, tmp_path, seeds_copy):
+    a = _assistant(backend, tmp_path / "index")
+    a.add([seeds_copy])
+    stale = Earlier(a.view, a.view.shas())  # a slow writer read the index before the others wrote
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "ferry.txt").write_text("Ferry strike\n\nThe island ferry crews walked out on Monday over pay.")
+    assert a.add([extra]).new == 1
+    (extra / "ferry.txt").write_text("Ferry strike ends\n\nThe ferry crews went back to work on Tuesday.")
+    b = _assistant(backend, tmp_path / "index")
+    report, wrote = update_index(b.engine, b.folder, stale, b.settings, lambda: b.embedder, [extra])
+    assert not wrote or report.new + report.changed == 0  # it saw no ferry.txt: the newer one stays
+    assert "walked out on Monday" in a.article_text("ferry.txt")
+    assert a.add([extra]).changed == 1
+    assert "back to work on Tuesday" in a.article_text("ferry.txt")
+    before = a.view.meta["passages"]
+    assert a.remove(["ferry.txt", "not-there"]) == 1
+    assert a.view.meta["passages"] < before and "ferry.txt" not in {x["id"] for x in a.articles()}
+    assert a.search("ferry crews Tuesday", k=3) == [] or all(
+        h.citations[0].article_id != "ferry.txt" for h in a.search("ferry crews Tuesday", k=3)
+    )
+    assert a.check(full=True)["ok"]
+
+
+def test_a_failed_write_leaves_the_previous_state(backend, tmp_path, seeds_copy, monkeypatch):
+    a = _assistant(backend, tmp_path / "index")
+    a.add([seeds_copy])
+    before = ({x["id"] for x in a.articles()}, a.view.meta["passages"], a.search(QUESTIONS[0], k=5))
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for i in range(3):
+        (extra / f"f{i}.txt").write_text(f"Ferry {i}\n\nThe ferry number {i} sailed late on Monday.")
+
+    def broken(text: str) -> str:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("assistant.generation.analyse", broken)
+    monkeypatch.setattr("assistant.engines.pg_write.analyse", broken)
+    with pytest.raises(AssistantError) as failed:
+        a.add([extra])
+    assert "\n" not in str(failed.value)
+    monkeypatch.undo()
+    again = _assistant(backend, tmp_path / "index")
+    after = ({x["id"] for x in again.articles()}, again.view.meta["passages"], again.search(QUESTIONS[0], k=5))
+    assert after == before
+    assert again.check(full=True)["ok"]
+
+
+def _by_span(a: Assistant, words: list[str]) -> dict[tuple[str, int], float]:
+    """BM25 score of every passage that has a query term, keyed by (article, start) (ids differ by engine)."""
+    view = a.view
+    top = view.lexical_top(words, 10_000, None)
+    rows = view.passages(top.ids.tolist())
+    return {(rows[int(p)][0], rows[int(p)][1]): float(s) for p, s in zip(top.ids, top.scores, strict=True)}
+
+
+def test_both_engines_give_the_same_numbers_and_answers(tmp_path, seeds_copy, pg_url):
+    embedded = _assistant(("embedded", ""), tmp_path / "embedded")
+    postgres = _assistant(("postgres", pg_url), tmp_path / "postgres")
+    embedded.add([seeds_copy])
+    postgres.add([seeds_copy])
+    assert embedded.view.meta["passages"] == postgres.view.meta["passages"]
+    for q in QUESTIONS:
+        words = query_terms(q)
+        e, p = _by_span(embedded, words), _by_span(postgres, words)
+        assert e.keys() == p.keys() and e
+        assert np.allclose([e[k] for k in e], [p[k] for k in e], rtol=1e-4, atol=1e-5)  # BM25: same formula
+        stats_e = embedded.view.term_stats(words, [x["id"] for x in embedded.articles()])
+        stats_p = postgres.view.term_stats(words, [x["id"] for x in postgres.articles()])
+        assert stats_e.keys() == stats_p.keys()
+        for t in stats_e:
+            assert stats_e[t][1] == stats_p[t][1] and stats_e[t][0] == pytest.approx(stats_p[t][0], rel=1e-9)
+
+        def shown(a: Assistant, question: str = q) -> list[tuple[str, int, int, float]]:
+            return [(h.citations[0].article_id, h.citations[0].char_start, h.citations[0].char_end, round(h.score, 4))
+                    for h in a.search(question, k=8)]  # fmt: skip
+
+        assert shown(embedded) == shown(postgres)
