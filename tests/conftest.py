@@ -144,6 +144,13 @@ def server(real_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="session")
 def pg_folder() -> Iterator[Path]:
+    """A folder for the run's PostgreSQL servers (see server_folder)."""
+    with server_folder() as folder:
+        yield folder
+
+
+@contextlib.contextmanager
+def server_folder() -> Iterator[Path]:
     """A folder under /tmp that the unprivileged server user can enter (pytest's tmp_path is 0700 as root); every
     server still running on a folder inside it is killed at the end."""
     from assistant import pgserver

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,20 +18,14 @@ psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: pip i
 from assistant import pgserver  # noqa: E402
 from assistant.types import AssistantError  # noqa: E402
 
+from .conftest import server_folder  # noqa: E402
+
 
 @pytest.fixture
 def folder() -> Iterator[Path]:
-    """A folder under /tmp that the unprivileged server user can enter (pytest's own tmp_path is 0700 when root);
-    whatever server is still running on a folder inside it is killed at the end."""
-    base = Path(tempfile.mkdtemp(prefix="pgserver-test-", dir="/tmp"))
-    base.chmod(0o755)
-    try:
+    """A folder the server user can enter; servers left running in it are killed at the end."""
+    with server_folder() as base:
         yield base
-    finally:
-        for data in base.iterdir():
-            if (server := pgserver.running(data)) is not None:
-                server.kill()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def gone(pid: int) -> bool:

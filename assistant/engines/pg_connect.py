@@ -72,20 +72,9 @@ def database_error(url: str, e: Exception, doing: str) -> AssistantError:
     return AssistantError(f"PostgreSQL at {where_is(url)} failed while {doing}: {redact(first)}")
 
 
-def _vector_dumper(oid: int) -> type:
-    """A psycopg binary dumper that sends a float32 numpy vector as pgvector's `vector`."""
-    from psycopg.adapt import Dumper
-    from psycopg.pq import Format
-
-    class VectorDumper(Dumper):
-        format = Format.BINARY
-
-        def dump(self, obj: np.ndarray) -> bytes:
-            vec = np.asarray(obj, dtype=">f4")
-            return len(vec).to_bytes(2, "big") + b"\0\0" + vec.tobytes()
-
-    VectorDumper.oid = oid
-    return VectorDumper
+def vector_text(vec: np.ndarray) -> str:
+    """A vector as pgvector's text form (float32 values round-trip exactly)."""
+    return "[" + ",".join(map(repr, np.asarray(vec, np.float32).tolist())) + "]"
 
 
 class Pool:
@@ -105,28 +94,39 @@ class Pool:
             conn = psycopg.connect(self.url, connect_timeout=self.connect_timeout, autocommit=True)
         except psycopg.Error as e:
             raise connect_error(self.url, e) from None
-        oid = conn.execute("SELECT oid FROM pg_type WHERE typname = 'vector'").fetchone()
-        if oid is not None:
-            conn.adapters.register_dumper(np.ndarray, _vector_dumper(oid[0]))
         return conn
 
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[Any]:
-        """A connection for the duration of the block (autocommit unless the block opens a transaction)."""
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None or conn.closed:
-            conn = self._connect()
-        try:
-            yield conn
-        except BaseException:
-            conn.close()  # its state is unknown: do not reuse it
-            raise
+    def acquire(self) -> Any:
+        """A live connection: an idle one that still answers, else a new one (a one-line error when it cannot)."""
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return self._connect()
+            try:
+                conn.execute("SELECT 1")  # a server that went away since: find out now, not mid-search
+                return conn
+            except Exception:  # noqa: BLE001 - a broken connection: drop it and try the next
+                conn.close()
+
+    def release(self, conn: Any) -> None:
+        """Give a connection back for reuse (closed instead when broken or left inside a transaction)."""
         if conn.closed or conn.info.transaction_status != 0:  # 0: idle, no transaction left open
             conn.close()
             return
         with self._lock:
             self._idle.append(conn)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        """A connection for the duration of the block (autocommit unless the block opens a transaction)."""
+        conn = self.acquire()
+        try:
+            yield conn
+        except BaseException:
+            conn.close()  # its state is unknown: do not reuse it
+            raise
+        self.release(conn)
 
     def close(self) -> None:
         """Close the idle connections."""

@@ -9,11 +9,7 @@ from typing import Any
 from ..analysis import terms
 from ..chunking import indexed_text
 from ..highlight import analyse
-
-
-def _vector_text(vec: Any) -> str:
-    """A vector as pgvector's text form (float32 values round-trip exactly)."""
-    return "[" + ",".join(map(repr, vec.tolist())) + "]"
+from .pg_connect import vector_text
 
 
 def apply_change(conn: Any, change: Any, with_title: bool) -> None:
@@ -65,7 +61,7 @@ def apply_change(conn: Any, change: Any, with_title: bool) -> None:
                 added_length += len(words)
                 passages.write_row(
                     (article.id, pid, p.seq, p.char_start, p.char_end, p.n_tokens, len(words), p.text,
-                     analyse(p.text), _vector_text(vec))
+                     analyse(p.text), vector_text(vec))
                 )  # fmt: skip
                 posting_rows += [(article.id, term, pid, tf, len(words)) for term, tf in counts.items()]
     with conn.cursor().copy("COPY na_postings (article_id, term, passage_id, tf, length) FROM STDIN") as postings:

@@ -16,9 +16,10 @@ from ..analysis import K1, B, idf
 from ..highlight import ANALYSIS_VERSION
 from ..types import AssistantError
 from .base import Filter, PassageRow, Scored
-from .pg_connect import DDL, LOCK_KEY, SCHEMA_VERSION, TABLES, Pool, database_error, where_is
+from .pg_connect import DDL, LOCK_KEY, SCHEMA_VERSION, TABLES, Pool, database_error, vector_text, where_is
 
 log = logging.getLogger("assistant")
+RETRY_REPLICA_S = 30  # a replica that failed is tried again after this many seconds
 FILTERED_EXACT_MAX = 50_000  # filtered searches over at most this many passages score them all exactly
 _ARTICLE = "id, title, source, path, url, published"
 _LEXICAL = f"""
@@ -101,7 +102,7 @@ class PostgresView:
     def dense_top(self, qvec: np.ndarray, k: int, where: Filter | None, ef_search: int) -> Scored:
         """The k best cosines: every passage scored up to `index.exact_max_passages`, the HNSW index above."""
         cond, params = _compile(where)
-        params.update(q=np.asarray(qvec, np.float32), k=int(k))
+        params.update(q=vector_text(qvec), k=int(k))
         n, _ = self._stats()
         small = (
             where is not None
@@ -112,9 +113,11 @@ class PostgresView:
             )[0][0]
         )
         exact = n <= self.engine.exact_max or small
-        order = "(p.embedding <#> %(q)s) + 0" if exact else "p.embedding <#> %(q)s"  # "+ 0": not by the index
+        order = (
+            "(p.embedding <#> %(q)s::vector) + 0" if exact else "p.embedding <#> %(q)s::vector"
+        )  # "+ 0": not by the index
         sql = (
-            f"SELECT p.id, p.article_id, (-(p.embedding <#> %(q)s))::float4 FROM na_passages p "
+            f"SELECT p.id, p.article_id, (-(p.embedding <#> %(q)s::vector))::float4 FROM na_passages p "
             f"{'' if where is None else 'JOIN na_articles a ON a.id = p.article_id'} "
             f"WHERE {cond} ORDER BY {order} LIMIT %(k)s"
         )
@@ -131,8 +134,8 @@ class PostgresView:
         if not len(ids):
             return np.zeros(0, np.float32)
         rows = self._rows(
-            "SELECT id, (-(embedding <#> %s))::float4 FROM na_passages WHERE id = ANY(%s)",
-            (np.asarray(qvec, np.float32), [int(i) for i in ids]),
+            "SELECT id, (-(embedding <#> %s::vector))::float4 FROM na_passages WHERE id = ANY(%s)",
+            (vector_text(qvec), [int(i) for i in ids]),
         )
         got = dict(rows)
         return np.array([got.get(int(i), 0.0) for i in ids], np.float32)
@@ -260,15 +263,17 @@ class PostgresEngine:
     def reader(self) -> Iterator[Any]:
         """A connection for searching: the first replica that answers, else the primary (with a warning)."""
         for pool in self._replicas:
-            if time.monotonic() - self._down.get(pool.url, -1e9) < 30:
+            if time.monotonic() - self._down.get(pool.url, -1e9) < RETRY_REPLICA_S:
                 continue  # failed a moment ago: do not make every search wait for it
             try:
-                with pool.connection() as conn:
-                    yield conn
-                    return
+                conn = pool.acquire()
             except AssistantError as e:
                 self._down[pool.url] = time.monotonic()
-                log.warning("read replica unreachable (%s); searching the primary", e)
+                log.warning("%s; searching the primary instead", e)
+                continue
+            with _returned(pool, conn):
+                yield conn
+            return
         with self._primary.connection() as conn:
             yield conn
 
@@ -383,11 +388,20 @@ class PostgresEngine:
         return "assistant index --rebuild PATH..."
 
 
+@contextlib.contextmanager
+def _returned(pool: Pool, conn: Any) -> Iterator[None]:
+    """Give the connection back to its pool after the block (closed if the block failed)."""
+    try:
+        yield
+    except BaseException:
+        conn.close()
+        raise
+    pool.release(conn)
+
+
 def _create(conn: Any, meta: dict[str, Any], neighbors: int) -> None:
     """(Re)create the tables, in the writer's transaction, for vectors of the meta's dimension."""
     from psycopg.types.json import Jsonb
-
-    from .pg_connect import _vector_dumper
 
     try:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -400,8 +414,6 @@ def _create(conn: Any, meta: dict[str, Any], neighbors: int) -> None:
         raise AssistantError(
             f"could not enable pgvector ({text}); ask the database owner to run: CREATE EXTENSION vector"
         ) from None
-    oid = conn.execute("SELECT oid FROM pg_type WHERE typname = 'vector'").fetchone()[0]
-    conn.adapters.register_dumper(np.ndarray, _vector_dumper(oid))
     for table in TABLES:
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute("DROP SEQUENCE IF EXISTS na_passage_ids")
