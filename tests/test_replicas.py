@@ -26,11 +26,14 @@ def cluster() -> Iterator[tuple[pgserver.Server, pgserver.Server]]:
         yield primary, pgserver.replica(primary, folder / "replica")
 
 
-def _assistants(tmp_path: Path, primary: pgserver.Server, replica: pgserver.Server) -> tuple[Assistant, Assistant]:
-    """A writer on the primary, and a reader that searches the replica."""
+def _seeded(tmp_path: Path, seeds: Path, primary: pgserver.Server, replica: pgserver.Server) -> tuple[Assistant, ...]:
+    """A writer on the primary that has indexed the seeds, and a reader on the replica that sees them."""
     writer = Assistant(engine_settings("postgres", tmp_path / "w", primary.url), embedder=HashEmbedder())
     settings = engine_settings("postgres", tmp_path / "r", primary.url).replace("index", read_urls=[replica.url])
-    return writer, Assistant(settings, embedder=HashEmbedder())
+    reader = Assistant(settings, embedder=HashEmbedder())
+    writer.add([seeds])
+    _until(lambda: reader.engine.exists() and len(_ids(reader)) == 5)
+    return writer, reader
 
 
 def _until(check, limit: float = LAG_S) -> float:  # noqa: ANN001
@@ -54,9 +57,7 @@ def _ids(a: Assistant) -> set[str]:
 
 def test_searches_go_to_the_replica_and_see_a_write_within_the_lag(tmp_path, seeds_copy, cluster):
     primary, replica = cluster
-    writer, reader = _assistants(tmp_path, primary, replica)
-    writer.add([seeds_copy])
-    _until(lambda: reader.engine.exists() and len(_ids(reader)) == 5)
+    writer, reader = _seeded(tmp_path, seeds_copy, primary, replica)
     with reader.engine.reader() as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]  # the reader reads the replica
     before = reader.search("ferry crews walked out", k=3)
@@ -72,9 +73,7 @@ def test_searches_go_to_the_replica_and_see_a_write_within_the_lag(tmp_path, see
 
 def test_the_replica_going_away_sends_searches_to_the_primary_with_a_warning(tmp_path, seeds_copy, cluster, caplog):
     primary, replica = cluster
-    writer, reader = _assistants(tmp_path, primary, replica)
-    writer.add([seeds_copy])
-    _until(lambda: reader.engine.exists() and len(_ids(reader)) == 5)
+    writer, reader = _seeded(tmp_path, seeds_copy, primary, replica)
     expected = [h.citations[0] for h in reader.search("What did Zelensky say to Russians?", k=5)]
     replica.kill()
     with caplog.at_level(logging.WARNING, logger="assistant"):
@@ -88,9 +87,7 @@ def test_the_primary_going_away_leaves_searches_on_the_replica_and_writes_fail_i
     tmp_path, seeds_copy, cluster
 ):
     primary, replica = cluster
-    writer, reader = _assistants(tmp_path, primary, replica)
-    writer.add([seeds_copy])
-    _until(lambda: reader.engine.exists() and len(_ids(reader)) == 5)
+    writer, reader = _seeded(tmp_path, seeds_copy, primary, replica)
     expected = [h.citations[0] for h in reader.search("prisoner swap Medvedchuk", k=5)]
     primary.kill()
     assert [h.citations[0] for h in reader.search("prisoner swap Medvedchuk", k=5)] == expected
