@@ -22,6 +22,7 @@ log = logging.getLogger("assistant")
 RETRY_REPLICA_S = 30  # a replica that failed is tried again after this many seconds
 FILTERED_EXACT_MAX = 50_000  # filtered searches over at most this many passages score them all exactly
 _ARTICLE = "id, title, source, path, url, published"
+_ARTICLE_A = "a.id, a.title, a.source, a.path, a.url, a.published"
 _LEXICAL = f"""
 SELECT po.passage_id, po.article_id,
        sum(q.idf * po.tf / (po.tf + {K1} * (1 - {B} + {B} * po.length / %(avg)s::float8)))::float4 AS score
@@ -69,11 +70,15 @@ class PostgresView:
             return
         with self.engine.reader() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            self._bound.conn = conn
+            self._bound.conn, self._bound.cache = conn, {"df": {}, "articles": {}}
             try:
                 yield
             finally:
-                self._bound.conn = None
+                self._bound.conn = self._bound.cache = None
+
+    def _cache(self) -> dict[str, Any]:
+        """What this read has already fetched (counts, document frequencies, articles); nothing outside a read."""
+        return getattr(self._bound, "cache", None) or {"df": {}, "articles": {}}
 
     def _rows(self, sql: str, params: Any = None) -> list[tuple]:
         conn = self._fixed or getattr(self._bound, "conn", None)
@@ -88,8 +93,21 @@ class PostgresView:
             raise database_error(self.engine.url, e, "searching") from None
 
     def _stats(self) -> tuple[int, float]:
-        n, total = self._rows("SELECT passages, total_length FROM na_state")[0]
-        return int(n), (float(total) / n if n else 0.0)
+        """Passages and their average length (in BM25 terms)."""
+        cache = self._cache()
+        if "stats" not in cache:
+            n, total = self._rows("SELECT passages, total_length FROM na_state")[0]
+            cache["stats"] = int(n), (float(total) / n if n else 0.0)
+        return cache["stats"]
+
+    def _dfs(self, words: Sequence[str]) -> dict[str, int]:
+        """Document frequencies of the terms that some passage holds."""
+        known = self._cache()["df"]
+        missing = [t for t in dict.fromkeys(words) if t not in known]
+        if missing:
+            known.update(dict.fromkeys(missing, 0))
+            known.update(self._rows("SELECT term, df FROM na_terms WHERE term = ANY(%s) AND df > 0", (missing,)))
+        return {t: known[t] for t in words if known[t] > 0}
 
     @staticmethod
     def _scored(rows: list[tuple]) -> Scored:
@@ -146,7 +164,7 @@ class PostgresView:
         if not words:
             return None
         n, avg = self._stats()
-        df = dict(self._rows("SELECT term, df FROM na_terms WHERE term = ANY(%s) AND df > 0", (words,)))
+        df = self._dfs(words)
         found = [t for t in words if t in df]
         if not found or n == 0:
             return None
@@ -176,7 +194,7 @@ class PostgresView:
         """Each term's IDF and which of the given articles hold it."""
         n, _ = self._stats()
         words = list(dict.fromkeys(words))
-        df = dict(self._rows("SELECT term, df FROM na_terms WHERE term = ANY(%s) AND df > 0", (words,)))
+        df = self._dfs(words)
         held: dict[str, set[str]] = {t: set() for t in words}
         if df and article_ids:
             sql = "SELECT DISTINCT term, article_id FROM na_postings WHERE term = ANY(%s) AND article_id = ANY(%s)"
@@ -187,17 +205,21 @@ class PostgresView:
 
     def idf(self, term: str) -> float:
         """A stemmed term's IDF (0 when unknown)."""
-        return self.term_stats([term], [])[term][0] if self._query([term]) else 0.0
+        df = self._dfs([term]).get(term)
+        return float(idf(float(df), self._stats()[0])) if df else 0.0
 
     def passages(self, ids: Sequence[int]) -> dict[int, PassageRow]:
         """Passages by id."""
         if not len(ids):
             return {}
         rows = self._rows(
-            "SELECT id, article_id, char_start, char_end, text, analysis FROM na_passages WHERE id = ANY(%s)",
+            f"SELECT p.id, p.article_id, p.char_start, p.char_end, p.text, p.analysis, {_ARTICLE_A}"
+            " FROM na_passages p JOIN na_articles a ON a.id = p.article_id WHERE p.id = ANY(%s)",
             ([int(i) for i in ids],),
         )
-        return {r[0]: r[1:] for r in rows}
+        articles = self._cache()["articles"]  # their articles too: a search cites them next
+        articles.update((r[6], self._meta(r[6:])) for r in rows)
+        return {r[0]: r[1:6] for r in rows}
 
     @staticmethod
     def _meta(row: tuple) -> dict[str, Any]:
@@ -205,8 +227,11 @@ class PostgresView:
 
     def article(self, article_id: str) -> dict[str, Any] | None:
         """An article's metadata."""
-        rows = self._rows(f"SELECT {_ARTICLE} FROM na_articles WHERE id = %s", (article_id,))
-        return self._meta(rows[0]) if rows else None
+        known = self._cache()["articles"]
+        if article_id not in known:
+            rows = self._rows(f"SELECT {_ARTICLE} FROM na_articles WHERE id = %s", (article_id,))
+            known[article_id] = self._meta(rows[0]) if rows else None
+        return known[article_id]
 
     def articles(self) -> list[dict[str, Any]]:
         """Every article's id and metadata."""
