@@ -96,13 +96,16 @@ class Pool:
             raise connect_error(self.url, e) from None
         return conn
 
-    def acquire(self) -> Any:
-        """A live connection: an idle one that still answers, else a new one (a one-line error when it cannot)."""
+    def acquire(self, ping: bool = True, fresh: bool = False) -> Any:
+        """A live connection: an idle one (that still answers, with `ping`), else (or with `fresh`) a new one; a
+        one-line error when it cannot connect."""
         while True:
             with self._lock:
-                conn = self._idle.pop() if self._idle else None
+                conn = self._idle.pop() if self._idle and not fresh else None
             if conn is None:
                 return self._connect()
+            if not ping:
+                return conn
             try:
                 conn.execute("SELECT 1")  # a server that went away since: find out now, not mid-search
                 return conn

@@ -16,13 +16,27 @@ from ..analysis import K1, B, idf
 from ..highlight import ANALYSIS_VERSION
 from ..types import AssistantError
 from .base import Filter, PassageRow, Scored
-from .pg_connect import DDL, LOCK_KEY, SCHEMA_VERSION, TABLES, Pool, database_error, vector_text, where_is
+from .pg_connect import (
+    DDL,
+    LOCK_KEY,
+    SCHEMA_VERSION,
+    TABLES,
+    Pool,
+    connect_error,
+    database_error,
+    vector_text,
+    where_is,
+)
 
 log = logging.getLogger("assistant")
 RETRY_REPLICA_S = 30  # a replica that failed is tried again after this many seconds
 FILTERED_EXACT_MAX = 50_000  # filtered searches over at most this many passages score them all exactly
 _ARTICLE = "id, title, source, path, url, published"
 _ARTICLE_A = "a.id, a.title, a.source, a.path, a.url, a.published"
+_BEGIN_READ = (
+    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT generation, articles, passages, total_length, "
+    "(SELECT value FROM na_meta WHERE key = 'model'), (SELECT value FROM na_meta WHERE key = 'chunking') FROM na_state"
+)
 _LEXICAL = f"""
 SELECT po.passage_id, po.article_id,
        sum(q.idf * po.tf / (po.tf + {K1} * (1 - {B} + {B} * po.length / %(avg)s::float8)))::float4 AS score
@@ -61,16 +75,23 @@ class PostgresView:
         self.location = where_is(engine.url)
         self._fixed = conn
         self._bound = threading.local()
+        self.stale = False  # the database was rebuilt with other settings since this view was opened
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
-        """Run the block's queries in one repeatable-read transaction: one consistent state throughout."""
+        """Run the block's queries in one repeatable-read transaction: one consistent state throughout. The view
+        follows the database: each read sees the latest commit, and the view's generation and counts with it."""
         if self._fixed is not None or getattr(self._bound, "conn", None) is not None:
             yield
             return
-        with self.engine.reader() as conn, conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            self._bound.conn, self._bound.cache = conn, {"df": {}, "articles": {}}
+        with self.engine.snapshot() as (conn, state):
+            generation, articles, passages, total, model, chunking = state
+            if (model, chunking) != (self.meta.get("model"), self.meta.get("chunking")):
+                self.stale = True  # rebuilt with other settings: the next open checks them
+            self.generation = f"pg-{generation:09d}"
+            self.meta = {**self.meta, "generation": self.generation, "articles": articles, "passages": passages}
+            stats = int(passages), (float(total) / passages if passages else 0.0)
+            self._bound.conn, self._bound.cache = conn, {"df": {}, "articles": {}, "stats": stats}
             try:
                 yield
             finally:
@@ -302,6 +323,30 @@ class PostgresEngine:
         with self._primary.connection() as conn:
             yield conn
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[tuple[Any, tuple]]:
+        """A read-only repeatable-read transaction on the first replica that answers (else the primary, with a
+        warning), and the index's state row as that transaction sees it; one round trip to begin."""
+        for pool in [*self._replicas, self._primary]:
+            primary = pool is self._primary
+            if not primary and time.monotonic() - self._down.get(pool.url, -1e9) < RETRY_REPLICA_S:
+                continue  # failed a moment ago: do not make every search wait for it
+            try:
+                conn, state = _begin_read(pool)
+            except AssistantError as problem:
+                if primary or problem.args[0].startswith("no index in"):
+                    raise
+                self._down[pool.url] = time.monotonic()
+                log.warning("%s; searching the primary instead", problem)
+                continue
+            with _returned(pool, conn):
+                try:
+                    yield conn, state
+                finally:
+                    if not conn.closed:
+                        conn.execute("COMMIT")
+            return
+
     def _state(self, conn: Any) -> dict[str, Any] | None:
         """The meta and counts of the index in a database (None: no index there); schema checked."""
         exists = conn.execute("SELECT to_regclass('na_meta') IS NOT NULL").fetchone()[0]
@@ -331,14 +376,9 @@ class PostgresEngine:
         return PostgresView(self, meta)
 
     def changed(self, view: PostgresView) -> bool:
-        """Whether a write committed since the view was opened (one small query)."""
-        with self.reader() as conn:
-            row = conn.execute("SELECT generation FROM na_state").fetchone() if self._state_ok(conn) else None
-        return row is None or f"pg-{row[0]:09d}" != view.generation
-
-    @staticmethod
-    def _state_ok(conn: Any) -> bool:
-        return conn.execute("SELECT to_regclass('na_state') IS NOT NULL").fetchone()[0]
+        """Whether the view must be opened again: only after a rebuild with other settings (a view follows every
+        other write by itself, see PostgresView.reading); no query."""
+        return view.stale
 
     # -- writing ----------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -411,6 +451,26 @@ class PostgresEngine:
     def rebuild_hint(self) -> str:
         """The command that rebuilds this index."""
         return "assistant index --rebuild PATH..."
+
+
+def _begin_read(pool: Pool) -> tuple[Any, tuple]:
+    """Begin a read on a pooled connection (or, when that one has gone stale, a new one): (connection, state row)."""
+    import psycopg
+
+    for fresh in (False, True):
+        conn = pool.acquire(ping=False) if not fresh else pool.acquire(ping=False, fresh=True)
+        try:
+            cursor = conn.execute(_BEGIN_READ)
+            cursor.nextset()
+            return conn, cursor.fetchone()
+        except psycopg.errors.UndefinedTable:
+            conn.close()
+            raise AssistantError(f"no index in {where_is(pool.url)}; build one with: assistant index PATH") from None
+        except psycopg.OperationalError as e:
+            conn.close()
+            if fresh:
+                raise connect_error(pool.url, e) from None
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
