@@ -155,7 +155,8 @@ def bench_corpus(corpus: str, work: Path, servers: tuple[Any, Any], rounds: int,
     for r in range(rounds):
         for name, extra in systems.items():
             out = work / f"{corpus}-search.json"
-            code = f"from bench.engines import search_worker; search_worker({str(index)!r}, {str(queries)!r}, {str(out)!r})"
+            call = f"search_worker({str(index)!r}, {str(queries)!r}, {str(out)!r})"
+            code = f"from bench.engines import search_worker; {call}"
             subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(**extra), check=True)
             got = json.loads(out.read_text())
             lat[name] += got["latencies"]

@@ -10,6 +10,7 @@ import pytest
 
 from assistant import Assistant
 from assistant.analysis import query_terms
+from assistant.engines import Filter
 from assistant.indexer import update_index
 from assistant.types import AssistantError
 
@@ -170,3 +171,20 @@ def test_both_engines_give_the_same_numbers_and_answers(tmp_path, seeds_copy, pg
                     for h in a.search(question, k=8)]  # fmt: skip
 
         assert shown(embedded) == shown(postgres)
+
+
+def test_the_hnsw_index_answers_as_the_scan_does_on_a_small_index(backend, tmp_path, seeds_copy):
+    name, url = backend
+    settings = engine_settings(name, tmp_path / "index", url, min_score=0.05).replace("index", exact_max_passages=0)
+    graph = Assistant(settings, embedder=HashEmbedder())
+    graph.add([seeds_copy])
+    scan = Assistant(engine_settings(name, tmp_path / "index", url, min_score=0.05), embedder=HashEmbedder())
+    qvec = graph.embedder.encode([QUESTIONS[0]])[0]
+    with graph.view.reading():
+        by_graph = graph.view.dense_top(qvec, 10, None, 512)
+    assert graph.view.meta["vectors"].startswith("hnsw")
+    for q in QUESTIONS:
+        assert [h.citations[0] for h in graph.search(q, k=5)] == [h.citations[0] for h in scan.search(q, k=5)]
+    with graph.view.reading():
+        filtered = graph.view.dense_top(qvec, 10, Filter.parse({"source": "nobody"}), 512)
+    assert len(by_graph.ids) == 10 and len(filtered.ids) == 0
