@@ -132,3 +132,26 @@ def test_login_guards_every_route(real_index, tmp_path):
 
         answer = Client(url + "/", headers=login, verbose=False).predict(question=QUESTION, k=3, api_name="/search")
         assert json.loads(answer)["found"] is True
+
+
+def test_every_face_gives_the_embedded_answers_from_postgres(real_index, pg_url, tmp_path, monkeypatch):
+    """serve, the HTTP API, gradio_client, MCP and the CLI over PostgreSQL answer as over the embedded index."""
+    from assistant import Assistant
+
+    from .conftest import SEEDS, engine_settings
+
+    folder = tmp_path / "index"
+    shutil.copytree(real_index, folder)  # the exported encoder comes along; the generations are not read
+    Assistant(engine_settings("postgres", folder, pg_url)).add([SEEDS])
+    expected = _cli_json(real_index)["passages"]
+    monkeypatch.setenv("ASSISTANT_INDEX_BACKEND", "postgres")
+    monkeypatch.setenv("ASSISTANT_INDEX_URL", pg_url)
+    assert _cli_json(folder)["passages"] == expected
+    with running_server(folder) as url:
+        from gradio_client import Client
+
+        assert _post(url, {"question": QUESTION, "k": 3})["passages"] == expected
+        result = Client(url + "/", verbose=False).predict(question=QUESTION, k=3, api_name="/search")
+        assert json.loads(result)["passages"] == expected
+        _, res = _mcp_call(url)
+        assert json.loads(res.content[0].text)["passages"] == expected
