@@ -188,3 +188,76 @@ def test_the_hnsw_index_answers_as_the_scan_does_on_a_small_index(backend, tmp_p
     with graph.view.reading():
         filtered = graph.view.dense_top(qvec, 10, Filter.parse({"source": "nobody"}), 512)
     assert len(by_graph.ids) == 10 and len(filtered.ids) == 0
+
+
+def _writer_process(url: str, folder: str, work: str) -> None:
+    """A separate process indexing one folder into the database (the fake embedder: fast)."""
+    import traceback
+
+    try:
+        a = Assistant(engine_settings("postgres", Path(work), url, min_score=0.05), embedder=HashEmbedder())
+        a.add([folder])
+    except BaseException:
+        Path(work + ".error").write_text(traceback.format_exc())
+        raise
+
+
+def _reader_process(url: str, work: str, seconds: float, out: str) -> None:
+    """A separate process reading while the writers commit: each read must see one whole state."""
+    import time
+
+    a = Assistant(engine_settings("postgres", Path(work), url, min_score=0.05), embedder=HashEmbedder())
+    seen, end = [], time.monotonic() + seconds
+    Path(out + ".ready").touch()
+    while time.monotonic() < end:
+        if not a.engine.exists():
+            continue
+        view = a.view
+        with view.reading():  # every article is one passage with "ferry" in it
+            seen.append((view.meta["articles"], len(view.articles()), len(view.lexical_top(["ferri"], 99, None).ids)))
+        a.search("ferry strike", k=3)
+    Path(out).write_text(json.dumps(seen))
+
+
+def _wait_for(path: Path, seconds: float = 60) -> None:
+    import time
+
+    end = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < end, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+def test_writers_in_four_processes_at_once_lose_nothing_and_readers_see_whole_states(pg_url, tmp_path):
+    import multiprocessing
+    import time
+
+    spawn = multiprocessing.get_context("spawn")
+    folders = []
+    for i in range(4):
+        folder = tmp_path / f"news{i}"
+        folder.mkdir()
+        for j in range(5):
+            (folder / f"w{i}-{j}.txt").write_text(f"Ferry {i} {j}\n\nThe ferry number {i}{j} sailed late on day {j}.")
+        folders.append(folder)
+    out = tmp_path / "reads.json"
+    reader = spawn.Process(target=_reader_process, args=(pg_url, str(tmp_path / "r"), 12.0, str(out)))
+    reader.start()
+    _wait_for(Path(str(out) + ".ready"))
+    writers = [spawn.Process(target=_writer_process, args=(pg_url, str(f), str(tmp_path / f"w{i}"))) for i, f in
+               enumerate(folders)]  # fmt: skip
+    for w in writers:
+        w.start()
+        time.sleep(1.5)  # commits spread over the reader's time
+    for i, w in enumerate(writers):
+        w.join(120)
+        error = tmp_path / f"w{i}.error"
+        assert w.exitcode == 0, error.read_text() if error.exists() else w.exitcode
+    reader.join(120)
+    a = Assistant(engine_settings("postgres", tmp_path / "x", pg_url), embedder=HashEmbedder())
+    assert {x["id"] for x in a.articles()} == {f"w{i}-{j}.txt" for i in range(4) for j in range(5)}
+    assert a.check(full=True)["ok"]
+    reads = json.loads(out.read_text())
+    # never a half-written state: the counts, the articles and their passages (one each) agree in every read
+    assert reads and all(state == counted == passages for state, counted, passages in reads)
+    assert len({state for state, _, _ in reads}) >= 2, reads[:3] + reads[-3:]  # it read while the writers wrote
