@@ -35,7 +35,7 @@ CREATE INDEX na_passages_id ON na_passages (id);
 CREATE INDEX na_passages_hnsw ON na_passages USING hnsw (embedding vector_ip_ops) WITH (m = {m}, ef_construction = 64);
 CREATE TABLE na_postings (article_id text NOT NULL, term text NOT NULL, passage_id bigint NOT NULL,
                           tf int NOT NULL, length int NOT NULL, PRIMARY KEY (article_id, term, passage_id));
-CREATE INDEX na_postings_term ON na_postings (term) INCLUDE (passage_id, tf, length, article_id);
+CREATE INDEX na_postings_term ON na_postings (term, passage_id) INCLUDE (tf, length, article_id);
 CREATE TABLE na_terms (term text PRIMARY KEY, df bigint NOT NULL);
 CREATE TABLE na_roots (path text PRIMARY KEY);
 INSERT INTO na_state VALUES (true, 0, 0, 0, 0);

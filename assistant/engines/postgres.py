@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis import K1, B, idf
+from ..analysis import idf
 from ..highlight import ANALYSIS_VERSION
 from ..types import AssistantError
+from . import pg_bm25
 from .base import Filter, PassageRow, Scored
 from .pg_connect import (
     DDL,
@@ -36,14 +37,10 @@ EXACT_MAX = 5_000
 _ARTICLE = "id, title, source, path, url, published"
 _ARTICLE_A = "a.id, a.title, a.source, a.path, a.url, a.published"
 _BEGIN_READ = (
-    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT generation, articles, passages, total_length, "
+    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL work_mem = '64MB'; "
+    "SELECT generation, articles, passages, total_length, "
     "(SELECT value FROM na_meta WHERE key = 'model'), (SELECT value FROM na_meta WHERE key = 'chunking') FROM na_state"
 )
-_LEXICAL = f"""
-SELECT po.passage_id, po.article_id,
-       sum(q.idf * po.tf / (po.tf + {K1} * (1 - {B} + {B} * po.length / %(avg)s::float8)))::float4 AS score
-FROM na_postings po JOIN unnest(%(terms)s::text[], %(idfs)s::float8[]) AS q(term, idf) ON q.term = po.term
-"""
 
 
 def _compile(where: Filter | None) -> tuple[str, dict[str, Any]]:
@@ -199,23 +196,23 @@ class PostgresView:
         return {"terms": found, "idfs": [float(idf(float(df[t]), n)) for t in found], "avg": avg}
 
     def lexical_top(self, words: Sequence[str], k: int, where: Filter | None) -> Scored:
-        """The k best BM25 scores, summed from the postings of the query's terms."""
+        """The k best BM25 scores, summed from the postings of the query's terms (see pg_bm25.top)."""
         query = self._query(words)
         if query is None:
             return Scored.empty()
+        if where is None:
+            return self._scored(pg_bm25.top(self._rows, query, self._dfs(query["terms"]), k))
         cond, params = _compile(where)
-        params.update(query, k=int(k))
-        join = "" if where is None else "JOIN na_articles a ON a.id = po.article_id"
-        sql = _LEXICAL.replace("\n", " ") + f"{join} WHERE {cond} GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT %(k)s"
-        return self._scored(self._rows(sql, params))
+        return self._scored(
+            pg_bm25.summed(self._rows, query, k, cond, params, "JOIN na_articles a ON a.id = po.article_id")
+        )
 
     def lexical_scores(self, words: Sequence[str], ids: np.ndarray) -> np.ndarray:
         """The BM25 score of each given passage."""
         query = self._query(words) if len(ids) else None
         if query is None:
             return np.zeros(len(ids), np.float32)
-        query["ids"] = [int(i) for i in ids]
-        got = {r[0]: r[2] for r in self._rows(_LEXICAL + "WHERE po.passage_id = ANY(%(ids)s) GROUP BY 1, 2", query)}
+        got = pg_bm25.scores_of(self._rows, query, [int(i) for i in ids])
         return np.array([got.get(int(i), 0.0) for i in ids], np.float32)
 
     def term_stats(self, words: Sequence[str], article_ids: Sequence[str]) -> dict[str, tuple[float, set[str]]]:
@@ -468,6 +465,7 @@ def _begin_read(pool: Pool) -> tuple[Any, tuple]:
         conn = pool.acquire(ping=False) if not fresh else pool.acquire(ping=False, fresh=True)
         try:
             cursor = conn.execute(_BEGIN_READ)
+            cursor.nextset()
             cursor.nextset()
             return conn, cursor.fetchone()
         except psycopg.errors.UndefinedTable:
