@@ -12,7 +12,7 @@ import numpy as np
 from .analysis import named_terms, query_terms, terms
 from .config import RETRIEVAL_METHODS, RetrievalSettings
 from .embedding import Embedder
-from .engines.base import FILTER_KEYS, Filter, View, check_date
+from .engines.base import FILTER_KEYS, Filter, Scored, View, check_date
 from .highlight import best_sentence, overlaps, plain_words, shared_runs, shingles, stored_sentences, stored_words
 from .types import AssistantError, Citation, Hit
 
@@ -46,9 +46,17 @@ def candidates(
     article_of = dict(zip(dense_top.ids.tolist(), dense_top.articles, strict=True))
     article_of.update(zip(lexical_top.ids.tolist(), lexical_top.articles, strict=True))
     pids = np.array(sorted(article_of), dtype=np.int64)
-    dense = view.dense_scores(qvec, pids)
-    lexical = view.lexical_scores(words, pids)
-    return pids, [article_of[p] for p in pids.tolist()], dense.astype(np.float32), lexical.astype(np.float32)
+    dense = _scores(pids, dense_top, lambda ids: view.dense_scores(qvec, ids))
+    lexical = _scores(pids, lexical_top, lambda ids: view.lexical_scores(words, ids))
+    return pids, [article_of[p] for p in pids.tolist()], dense, lexical
+
+
+def _scores(pids: np.ndarray, known: Scored, score: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Each passage's score: as a retriever's top list gave it, else asked of the engine (only those)."""
+    given = dict(zip(known.ids.tolist(), known.scores.tolist(), strict=True))
+    missing = np.array([p for p in pids.tolist() if p not in given], dtype=np.int64)
+    given.update(zip(missing.tolist(), score(missing).tolist(), strict=True))
+    return np.array([given[p] for p in pids.tolist()], dtype=np.float32)
 
 
 def coverage(view: View, question: str, articles: list[str]) -> tuple[np.ndarray, np.ndarray]:
