@@ -261,19 +261,3 @@ def test_writers_in_four_processes_at_once_lose_nothing_and_readers_see_whole_st
     # never a half-written state: the counts, the articles and their passages (one each) agree in every read
     assert reads and all(state == counted == passages for state, counted, passages in reads)
     assert len({state for state, _, _ in reads}) >= 2, reads[:3] + reads[-3:]  # it read while the writers wrote
-
-
-def test_the_rare_terms_first_top_k_is_the_summed_top_k(pg_url, tmp_path, seeds_copy):
-    from assistant.engines import pg_bm25
-
-    a = _assistant(("postgres", pg_url), tmp_path / "index")
-    a.add([seeds_copy])
-    view = a.view
-    for q in [*QUESTIONS, "Russia Ukraine war said", "the minister added that Putin"]:
-        for k in (1, 3, 10):
-            with view.reading():
-                query = view._query(query_terms(q))
-                fast = pg_bm25.top(view._rows, query, view._dfs(query["terms"]), k, summed_max=0)
-                plain = pg_bm25.summed(view._rows, query, k, "true", {}, "")
-            assert [(p, art) for p, art, _ in fast] == [(p, art) for p, art, _ in plain]
-            assert np.allclose([s for *_, s in fast], [s for *_, s in plain], rtol=1e-5)

@@ -196,16 +196,13 @@ class PostgresView:
         return {"terms": found, "idfs": [float(idf(float(df[t]), n)) for t in found], "avg": avg}
 
     def lexical_top(self, words: Sequence[str], k: int, where: Filter | None) -> Scored:
-        """The k best BM25 scores, summed from the postings of the query's terms (see pg_bm25.top)."""
+        """The k best BM25 scores, summed from the postings of the query's terms."""
         query = self._query(words)
         if query is None:
             return Scored.empty()
-        if where is None:
-            return self._scored(pg_bm25.top(self._rows, query, self._dfs(query["terms"]), k))
         cond, params = _compile(where)
-        return self._scored(
-            pg_bm25.summed(self._rows, query, k, cond, params, "JOIN na_articles a ON a.id = po.article_id")
-        )
+        join = "" if where is None else "JOIN na_articles a ON a.id = po.article_id"
+        return self._scored(pg_bm25.summed(self._rows, query, k, cond, params, join))
 
     def lexical_scores(self, words: Sequence[str], ids: np.ndarray) -> np.ndarray:
         """The BM25 score of each given passage."""
