@@ -23,13 +23,19 @@ EXIT_SKIPPED = 3
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--index-dir", metavar="DIR", help="index folder (default: index/, or index.dir in the config)")
+    common.add_argument(
+        "--index-dir",
+        metavar="DIR",
+        help="index folder (default: index/, or index.dir in the config); with index.backend = postgres the index "
+        "is in the database at index.url and this folder holds the encoder, staging and uploads",
+    )
     common.add_argument("--config", metavar="FILE", help="TOML file overriding config/default.toml settings")
     common.add_argument("--traceback", action="store_true", help="on an unexpected failure, show the full traceback")
     p = argparse.ArgumentParser(
         prog="assistant",
         description="Answer questions about news articles with cited passages, offline.",
-        epilog="Settings: config/default.toml lists them all; ASSISTANT_<SECTION>_<KEY> variables override.",
+        epilog="Settings: config/default.toml lists them all; ASSISTANT_<SECTION>_<KEY> variables override "
+        "(e.g. ASSISTANT_INDEX_BACKEND=postgres ASSISTANT_INDEX_URL=postgresql://... for a shared index).",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
