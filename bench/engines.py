@@ -167,6 +167,8 @@ def bench_corpus(corpus: str, work: Path, servers: tuple[Any, Any], rounds: int,
     new = work / f"{corpus}-new"
     shutil.rmtree(new, ignore_errors=True)
     ten_new_articles(corpus, new)
+    for f in new.glob("*.txt"):  # new to both indexes even when an earlier run added these
+        f.write_text(f.read_text(encoding="utf-8") + f"\n\nRun of {time.ctime()}.", encoding="utf-8")
     res["add_10"] = {
         "embedded": run(["index", str(new), "--index-dir", str(index), "--quiet"]),
         "postgres": run(["index", str(new), "--index-dir", str(work / f"pg-{corpus}"), "--quiet"], **pg_env(url)),

@@ -36,8 +36,12 @@ RETRY_REPLICA_S = 30  # a replica that failed is tried again after this many sec
 EXACT_MAX = 5_000
 _ARTICLE = "id, title, source, path, url, published"
 _ARTICLE_A = "a.id, a.title, a.source, a.path, a.url, a.published"
+EF_SEARCH = 512  # hnsw.ef_search each read starts with (retrieval.hnsw_ef_search's default); another is set when asked
 _BEGIN_READ = (
     "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL work_mem = '64MB'; "
+    # pgvector's planner prices a large ef_search above a scan and would scan: where the index serves, use it
+    f"SET LOCAL enable_seqscan = off; SET LOCAL hnsw.ef_search = {EF_SEARCH}; "
+    "SET LOCAL hnsw.iterative_scan = relaxed_order; "
     "SELECT generation, articles, passages, total_length, "
     "(SELECT value FROM na_meta WHERE key = 'model'), (SELECT value FROM na_meta WHERE key = 'chunking') FROM na_state"
 )
@@ -161,14 +165,11 @@ class PostgresView:
         )
         if not exact:
             with self.reading():
-                # pgvector's planner prices a large ef_search above a scan and would scan: the index is meant here
-                self._rows(
-                    "SELECT set_config('hnsw.ef_search', %s, true), set_config('enable_seqscan', 'off', true), "
-                    "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-                    (str(max(ef_search, k)),),
-                )
+                ef, cache = max(ef_search, k), self._cache()
+                if cache.get("ef", EF_SEARCH) != ef:
+                    self._rows("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
+                    cache["ef"] = ef
                 rows = self._rows(sql, params)
-                self._rows("SELECT set_config('enable_seqscan', 'on', true)")
             return self._scored(sorted(rows, key=lambda r: -r[2]))
         return self._scored(self._rows(sql, params))
 
@@ -462,8 +463,8 @@ def _begin_read(pool: Pool) -> tuple[Any, tuple]:
         conn = pool.acquire(ping=False) if not fresh else pool.acquire(ping=False, fresh=True)
         try:
             cursor = conn.execute(_BEGIN_READ)
-            cursor.nextset()
-            cursor.nextset()
+            while cursor.nextset():
+                pass  # to the last statement's rows: the state
             return conn, cursor.fetchone()
         except psycopg.errors.UndefinedTable:
             conn.close()
