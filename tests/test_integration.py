@@ -228,6 +228,8 @@ def test_ctrl_c_keeps_what_was_embedded_and_the_same_command_resumes(tmp_path, r
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=err,
+            # Ctrl-C must reach it even when the tests run in the background, where a shell ignores SIGINT
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.time() + 300
         while proc.poll() is None and time.time() < deadline:  # until the first batch is embedded and staged
