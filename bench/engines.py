@@ -171,7 +171,8 @@ def bench_corpus(corpus: str, work: Path, servers: tuple[Any, Any], rounds: int,
         f.write_text(f.read_text(encoding="utf-8") + f"\n\nRun of {time.ctime()}.", encoding="utf-8")
     res["add_10"] = {
         "embedded": run(["index", str(new), "--index-dir", str(index), "--quiet"]),
-        "postgres": run(["index", str(new), "--index-dir", str(work / f"pg-{corpus}"), "--quiet"], **pg_env(url)),
+        # the same folder: its exported encoder serves both (the postgres index itself is in the database)
+        "postgres": run(["index", str(new), "--index-dir", str(index), "--quiet"], **pg_env(url)),
     }
     print(json.dumps(res, indent=1), flush=True)
     return res
