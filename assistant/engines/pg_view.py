@@ -1,0 +1,271 @@
+"""The postgres engine's view: what one search reads from PostgreSQL, in one repeatable-read transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..analysis import idf
+from ..types import AssistantError
+from . import pg_bm25
+from .base import Filter, PassageRow, Scored
+from .pg_connect import database_error, vector_text, where_is
+
+if TYPE_CHECKING:
+    from .postgres import PostgresEngine
+
+# PostgreSQL scores about 2.5 us a passage in a scan (FAISS's 16-bit scan: about 0.07 us): above this many passages
+# (all, or those a filter admits) the HNSW index answers, with retrieval.hnsw_ef_search nodes visited.
+EXACT_MAX = 5_000
+_ARTICLE = "id, title, source, path, url, published"
+_ARTICLE_A = "a.id, a.title, a.source, a.path, a.url, a.published"
+EF_SEARCH = 512  # hnsw.ef_search each read starts with (retrieval.hnsw_ef_search's default); another is set when asked
+
+
+def _compile(where: Filter | None) -> tuple[str, dict[str, Any]]:
+    """A filter as SQL over na_articles `a` (True for none) and its parameters."""
+    if where is None:
+        return "true", {}
+    parts, params = [], {}
+    if where.article_ids is not None:
+        parts.append("a.id = ANY(%(f_ids)s)")
+        params["f_ids"] = sorted(where.article_ids)
+    if where.sources is not None:
+        parts.append("a.source = ANY(%(f_sources)s)")
+        params["f_sources"] = sorted(where.sources)
+    if where.published_from:
+        parts.append("coalesce(left(a.published, 10), '') >= %(f_lo)s AND coalesce(a.published, '') <> ''")
+        params["f_lo"] = where.published_from
+    if where.published_to:
+        parts.append("coalesce(a.published, '') <> '' AND left(a.published, %(f_hi_n)s) <= %(f_hi)s")
+        params["f_hi"], params["f_hi_n"] = where.published_to, len(where.published_to)
+    return " AND ".join(parts) or "true", params
+
+
+class PostgresView:
+    """The database as one search reads it: each search runs in one read-only snapshot (`reading`)."""
+
+    def __init__(self, engine: PostgresEngine, meta: dict[str, Any], conn: Any = None) -> None:
+        """A view of the state `meta` describes; `conn`: a writer's connection, inside its transaction."""
+        self.engine = engine
+        self.meta = meta
+        self.generation: str = meta["generation"]
+        self.location = where_is(engine.url)
+        self._fixed = conn
+        self._bound = threading.local()
+        self.stale = False  # the database was rebuilt with other settings since this view was opened
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Run the block's queries in one repeatable-read transaction: one consistent state throughout. The view
+        follows the database: each read sees the latest commit, and the view's generation and counts with it."""
+        if self._fixed is not None or getattr(self._bound, "conn", None) is not None:
+            yield
+            return
+        with self.engine.snapshot() as (conn, state):
+            generation, articles, passages, total, model, chunking = state
+            if (model, chunking) != (self.meta.get("model"), self.meta.get("chunking")):
+                self.stale = True  # rebuilt with other settings: the next open checks them
+            self.generation = f"pg-{generation:09d}"
+            self.meta = {**self.meta, "generation": self.generation, "articles": articles, "passages": passages}
+            stats = int(passages), (float(total) / passages if passages else 0.0)
+            self._bound.conn, self._bound.cache = conn, {"df": {}, "articles": {}, "stats": stats}
+            try:
+                yield
+            finally:
+                self._bound.conn = self._bound.cache = None
+
+    def _cache(self) -> dict[str, Any]:
+        """What this read has already fetched (counts, document frequencies, articles); nothing outside a read."""
+        return getattr(self._bound, "cache", None) or {"df": {}, "articles": {}}
+
+    def _rows(self, sql: str, params: Any = None) -> list[tuple]:
+        conn = self._fixed or getattr(self._bound, "conn", None)
+        try:
+            if conn is not None:
+                return conn.execute(sql, params).fetchall()
+            with self.engine.reader() as c:
+                return c.execute(sql, params).fetchall()
+        except AssistantError:
+            raise
+        except Exception as e:  # noqa: BLE001 - psycopg's errors: one line
+            raise database_error(self.engine.url, e, "searching") from None
+
+    def _stats(self) -> tuple[int, float]:
+        """Passages and their average length (in BM25 terms)."""
+        cache = self._cache()
+        if "stats" not in cache:
+            n, total = self._rows("SELECT passages, total_length FROM na_state")[0]
+            cache["stats"] = int(n), (float(total) / n if n else 0.0)
+        return cache["stats"]
+
+    def _dfs(self, words: Sequence[str]) -> dict[str, int]:
+        """Document frequencies of the terms that some passage holds."""
+        known = self._cache()["df"]
+        missing = [t for t in dict.fromkeys(words) if t not in known]
+        if missing:
+            known.update(dict.fromkeys(missing, 0))
+            known.update(self._rows("SELECT term, df FROM na_terms WHERE term = ANY(%s) AND df > 0", (missing,)))
+        return {t: known[t] for t in words if known[t] > 0}
+
+    @staticmethod
+    def _scored(rows: list[tuple]) -> Scored:
+        if not rows:
+            return Scored.empty()
+        return Scored(
+            np.array([r[0] for r in rows], np.int64), [r[1] for r in rows], np.array([r[2] for r in rows], np.float32)
+        )
+
+    def dense_top(self, qvec: np.ndarray, k: int, where: Filter | None, ef_search: int) -> Scored:
+        """The k best cosines: every passage scored up to EXACT_MAX (or `index.exact_max_passages` if lower), the
+        HNSW index above."""
+        cond, params = _compile(where)
+        params.update(q=vector_text(qvec), k=int(k))
+        n, _ = self._stats()
+        small = (
+            where is not None
+            and self._rows(
+                f"SELECT count(*) <= {EXACT_MAX} FROM (SELECT 1 FROM na_passages p JOIN na_articles a "
+                f"ON a.id = p.article_id WHERE {cond} LIMIT {EXACT_MAX + 1}) AS admitted",
+                params,
+            )[0][0]
+        )
+        exact = n <= min(EXACT_MAX, self.engine.exact_max) or small
+        distance = "p.embedding <#> %(q)s::vector"
+        order = f"({distance}) + 0" if exact else distance  # "+ 0": an expression the HNSW index cannot serve
+        sql = (
+            f"SELECT p.id, p.article_id, (-(p.embedding <#> %(q)s::vector))::float4 FROM na_passages p "
+            f"{'' if where is None else 'JOIN na_articles a ON a.id = p.article_id'} "
+            f"WHERE {cond} ORDER BY {order} LIMIT %(k)s"
+        )
+        if not exact:
+            with self.reading():
+                ef, cache = max(ef_search, k), self._cache()
+                if cache.get("ef", EF_SEARCH) != ef:
+                    self._rows("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
+                    cache["ef"] = ef
+                rows = self._rows(sql, params)
+            return self._scored(sorted(rows, key=lambda r: -r[2]))
+        return self._scored(self._rows(sql, params))
+
+    def dense_scores(self, qvec: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The cosine of each given passage."""
+        if not len(ids):
+            return np.zeros(0, np.float32)
+        rows = self._rows(
+            "SELECT id, (-(embedding <#> %s::vector))::float4 FROM na_passages WHERE id = ANY(%s)",
+            (vector_text(qvec), [int(i) for i in ids]),
+        )
+        got = dict(rows)
+        return np.array([got.get(int(i), 0.0) for i in ids], np.float32)
+
+    def _query(self, words: Sequence[str]) -> dict[str, Any] | None:
+        """Query terms with their IDFs (those in no passage left out), and the average passage length."""
+        words = list(dict.fromkeys(words))
+        if not words:
+            return None
+        n, avg = self._stats()
+        df = self._dfs(words)
+        found = [t for t in words if t in df]
+        if not found or n == 0:
+            return None
+        return {"terms": found, "idfs": [float(idf(float(df[t]), n)) for t in found], "avg": avg}
+
+    def lexical_top(self, words: Sequence[str], k: int, where: Filter | None) -> Scored:
+        """The k best BM25 scores, summed from the postings of the query's terms."""
+        query = self._query(words)
+        if query is None:
+            return Scored.empty()
+        cond, params = _compile(where)
+        join = "" if where is None else "JOIN na_articles a ON a.id = po.article_id"
+        return self._scored(pg_bm25.summed(self._rows, query, k, cond, params, join))
+
+    def lexical_scores(self, words: Sequence[str], ids: np.ndarray) -> np.ndarray:
+        """The BM25 score of each given passage."""
+        query = self._query(words) if len(ids) else None
+        if query is None:
+            return np.zeros(len(ids), np.float32)
+        got = pg_bm25.scores_of(self._rows, query, [int(i) for i in ids])
+        return np.array([got.get(int(i), 0.0) for i in ids], np.float32)
+
+    def term_stats(self, words: Sequence[str], article_ids: Sequence[str]) -> dict[str, tuple[float, set[str]]]:
+        """Each term's IDF and which of the given articles hold it."""
+        n, _ = self._stats()
+        words = list(dict.fromkeys(words))
+        df = self._dfs(words)
+        held: dict[str, set[str]] = {t: set() for t in words}
+        if df and article_ids:
+            sql = "SELECT DISTINCT term, article_id FROM na_postings WHERE term = ANY(%s) AND article_id = ANY(%s)"
+            for term, article_id in self._rows(sql, (list(df), list(article_ids))):
+                held[term].add(article_id)
+        n = max(n, 1)
+        return {t: (float(idf(float(df[t]), n)) if t in df else float(idf(0.0, n)), held[t]) for t in words}
+
+    def idf(self, term: str) -> float:
+        """A stemmed term's IDF (0 when unknown)."""
+        df = self._dfs([term]).get(term)
+        return float(idf(float(df), self._stats()[0])) if df else 0.0
+
+    def passages(self, ids: Sequence[int]) -> dict[int, PassageRow]:
+        """Passages by id."""
+        if not len(ids):
+            return {}
+        rows = self._rows(
+            f"SELECT p.id, p.article_id, p.char_start, p.char_end, p.text, p.analysis, {_ARTICLE_A}"
+            " FROM na_passages p JOIN na_articles a ON a.id = p.article_id WHERE p.id = ANY(%s)",
+            ([int(i) for i in ids],),
+        )
+        articles = self._cache()["articles"]  # their articles too: a search cites them next
+        articles.update((r[6], self._meta(r[6:])) for r in rows)
+        return {r[0]: r[1:6] for r in rows}
+
+    @staticmethod
+    def _meta(row: tuple) -> dict[str, Any]:
+        return dict(zip(("title", "source", "path", "url", "published"), row[1:], strict=True))
+
+    def article(self, article_id: str) -> dict[str, Any] | None:
+        """An article's metadata."""
+        known = self._cache()["articles"]
+        if article_id not in known:
+            rows = self._rows(f"SELECT {_ARTICLE} FROM na_articles WHERE id = %s", (article_id,))
+            known[article_id] = self._meta(rows[0]) if rows else None
+        return known[article_id]
+
+    def articles(self) -> list[dict[str, Any]]:
+        """Every article's id and metadata."""
+        return [{"id": r[0], **self._meta(r)} for r in self._rows(f"SELECT {_ARTICLE} FROM na_articles ORDER BY id")]
+
+    def article_text(self, article_id: str) -> str | None:
+        """An article's cleaned text."""
+        rows = self._rows("SELECT text FROM na_articles WHERE id = %s", (article_id,))
+        return rows[0][0] if rows else None
+
+    def shas(self, article_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """Content hashes of indexed articles."""
+        if article_ids is None:
+            return dict(self._rows("SELECT id, sha FROM na_articles"))
+        return dict(self._rows("SELECT id, sha FROM na_articles WHERE id = ANY(%s)", (list(article_ids),)))
+
+    def article_roots(self, article_ids: Sequence[str]) -> dict[str, str]:
+        """The root each of these articles was read from."""
+        return dict(self._rows("SELECT id, root FROM na_articles WHERE id = ANY(%s)", (list(article_ids),)))
+
+    def roots(self) -> list[str]:
+        """The folders and files the index was built from."""
+        return [r[0] for r in self._rows("SELECT path FROM na_roots ORDER BY path")]
+
+    def articles_under(self, roots: Sequence[str]) -> set[str]:
+        """Ids of the articles read from these roots."""
+        return {r[0] for r in self._rows("SELECT id FROM na_articles WHERE root = ANY(%s)", (list(roots),))}
+
+    def paths_in_use(self, paths: Sequence[str], besides: Sequence[str]) -> set[str]:
+        """Which of these paths an article other than `besides` comes from."""
+        sql = "SELECT DISTINCT path FROM na_articles WHERE path = ANY(%s) AND NOT (id = ANY(%s))"
+        return {r[0] for r in self._rows(sql, (list(paths), list(besides)))}
+
+    def close(self) -> None:
+        """Nothing to let go of: connections belong to the engine's pools."""
