@@ -97,6 +97,17 @@ def copy_into_postgres(index_dir: Path, url: str, batch: int = 200) -> dict[str,
     return {"seconds": seconds, "passages": n_passages, "passages_per_s": n_passages / seconds}
 
 
+def timed_searches(a: Any, queries: list[str]) -> list[float]:
+    """Seconds of `a.search(q, k=10)` for each query, after one to warm up."""
+    a.search(queries[0])
+    times = []
+    for q in queries:
+        t = time.perf_counter()
+        a.search(q, k=10)
+        times.append(time.perf_counter() - t)
+    return times
+
+
 def search_worker(index_dir: str, queries_file: str, out_json: str) -> None:
     """In a fresh process: open the index the environment names, time search (k=10) over the queries."""
     from assistant import Assistant
@@ -104,13 +115,7 @@ def search_worker(index_dir: str, queries_file: str, out_json: str) -> None:
 
     a = Assistant.load(index_dir=index_dir)
     queries = [q for q in Path(queries_file).read_text(encoding="utf-8").splitlines() if q.strip()]
-    a.search(queries[0])
-    times = []
-    for q in queries:
-        t = time.perf_counter()
-        a.search(q, k=10)
-        times.append(time.perf_counter() - t)
-    out = {"latencies": times, "peak_rss_mb": peak_rss_bytes() / 2**20}
+    out = {"latencies": timed_searches(a, queries), "peak_rss_mb": peak_rss_bytes() / 2**20}
     Path(out_json).write_text(json.dumps(out), encoding="utf-8")
 
 

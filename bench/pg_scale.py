@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.engines import _env, copy_into_postgres, pg_env, run, server_rss_mb  # noqa: E402
+from bench.engines import _env, copy_into_postgres, pg_env, run, server_rss_mb, timed_searches  # noqa: E402
 from bench.run import QUESTIONS, pct, ten_new_articles  # noqa: E402
 
 NOISE_ROWS = 4096
@@ -123,12 +123,7 @@ def search_worker(index_dir: str, out_json: str, ef_values: list[int]) -> None:
 
     a = Assistant.load(index_dir=index_dir)
     questions = [json.loads(x)["question"] for x in QUESTIONS.read_text().splitlines() if x.strip()][:100]
-    a.search(questions[0])
-    times = []
-    for q in questions:
-        t = time.perf_counter()
-        a.search(q, k=10)
-        times.append(time.perf_counter() - t)
+    times = timed_searches(a, questions)
     view, vectors = a.view, a.embedder.encode(questions)
     exact, recall, dense_ms = [], {}, {}
     with view.engine.reader() as conn:

@@ -43,6 +43,10 @@ INSERT INTO na_state VALUES (true, 0, 0, 0, 0);
 TABLES = ("na_postings", "na_passages", "na_articles", "na_terms", "na_roots", "na_state", "na_meta")
 
 
+class NoIndex(AssistantError):
+    """The database holds no index (yet)."""
+
+
 def where_is(url: str) -> str:
     """A database URL as messages show it: without its password."""
     return redact(url)
@@ -124,8 +128,14 @@ class Pool:
     def connection(self) -> Iterator[Any]:
         """A connection for the duration of the block (autocommit unless the block opens a transaction)."""
         conn = self.acquire()
-        try:
+        with self.lent(conn):
             yield conn
+
+    @contextlib.contextmanager
+    def lent(self, conn: Any) -> Iterator[None]:
+        """Give an acquired connection back after the block; close it instead if the block failed."""
+        try:
+            yield
         except BaseException:
             conn.close()  # its state is unknown: do not reuse it
             raise

@@ -7,7 +7,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..highlight import ANALYSIS_VERSION
@@ -17,6 +17,7 @@ from .pg_connect import (
     LOCK_KEY,
     SCHEMA_VERSION,
     TABLES,
+    NoIndex,
     Pool,
     connect_error,
     database_error,
@@ -51,47 +52,47 @@ class PostgresEngine:
         self._tx = threading.local()
 
     # -- connections ------------------------------------------------------------------------------------
+    def _read_pools(self) -> Iterator[Pool]:
+        """The replicas that did not fail a moment ago (no search waits for them again), then the primary."""
+        now = time.monotonic()
+        yield from (p for p in self._replicas if now - self._down.get(p.url, -1e9) >= RETRY_REPLICA_S)
+        yield self._primary
+
+    @contextlib.contextmanager
+    def _first_answering(self, begin: Callable[[Pool], tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
+        """`begin(pool)` on the first replica where it succeeds, else on the primary (a replica that fails is
+        warned about and skipped for RETRY_REPLICA_S); its (connection, result) for the block."""
+        for pool in self._read_pools():
+            try:
+                conn, got = begin(pool)
+            except NoIndex:
+                raise
+            except AssistantError as problem:
+                if pool is self._primary:
+                    raise
+                self._down[pool.url] = time.monotonic()
+                log.warning("%s; searching the primary instead", problem)
+                continue
+            with pool.lent(conn):
+                yield conn, got
+            return
+
     @contextlib.contextmanager
     def reader(self) -> Iterator[Any]:
         """A connection for searching: the first replica that answers, else the primary (with a warning)."""
-        for pool in self._replicas:
-            if time.monotonic() - self._down.get(pool.url, -1e9) < RETRY_REPLICA_S:
-                continue  # failed a moment ago: do not make every search wait for it
-            try:
-                conn = pool.acquire()
-            except AssistantError as e:
-                self._down[pool.url] = time.monotonic()
-                log.warning("%s; searching the primary instead", e)
-                continue
-            with _returned(pool, conn):
-                yield conn
-            return
-        with self._primary.connection() as conn:
+        with self._first_answering(lambda pool: (pool.acquire(), None)) as (conn, _):
             yield conn
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[tuple[Any, tuple]]:
         """A read-only repeatable-read transaction on the first replica that answers (else the primary, with a
         warning), and the index's state row as that transaction sees it; one round trip to begin."""
-        for pool in [*self._replicas, self._primary]:
-            primary = pool is self._primary
-            if not primary and time.monotonic() - self._down.get(pool.url, -1e9) < RETRY_REPLICA_S:
-                continue  # failed a moment ago: do not make every search wait for it
+        with self._first_answering(_begin_read) as (conn, state):
             try:
-                conn, state = _begin_read(pool)
-            except AssistantError as problem:
-                if primary or problem.args[0].startswith("no index in"):
-                    raise
-                self._down[pool.url] = time.monotonic()
-                log.warning("%s; searching the primary instead", problem)
-                continue
-            with _returned(pool, conn):
-                try:
-                    yield conn, state
-                finally:
-                    if not conn.closed:
-                        conn.execute("COMMIT")
-            return
+                yield conn, state
+            finally:
+                if not conn.closed:
+                    conn.execute("COMMIT")
 
     def _state(self, conn: Any) -> dict[str, Any] | None:
         """The meta and counts of the index in a database (None: no index there); schema checked."""
@@ -212,23 +213,12 @@ def _begin_read(pool: Pool) -> tuple[Any, tuple]:
             return conn, cursor.fetchone()
         except psycopg.errors.UndefinedTable:
             conn.close()
-            raise AssistantError(f"no index in {where_is(pool.url)}; build one with: assistant index PATH") from None
+            raise NoIndex(f"no index in {where_is(pool.url)}; build one with: assistant index PATH") from None
         except psycopg.OperationalError as e:
             conn.close()
             if fresh:
                 raise connect_error(pool.url, e) from None
     raise AssertionError("unreachable")
-
-
-@contextlib.contextmanager
-def _returned(pool: Pool, conn: Any) -> Iterator[None]:
-    """Give the connection back to its pool after the block (closed if the block failed)."""
-    try:
-        yield
-    except BaseException:
-        conn.close()
-        raise
-    pool.release(conn)
 
 
 def _create(conn: Any, meta: dict[str, Any], neighbors: int) -> None:
