@@ -24,6 +24,11 @@ EXACT_MAX = 5_000
 _ARTICLE = "id, title, source, path, url, published"
 _ARTICLE_A = "a.id, a.title, a.source, a.path, a.url, a.published"
 EF_SEARCH = 512  # hnsw.ef_search each read starts with (retrieval.hnsw_ef_search's default); another is set when asked
+_HELD = (
+    "SELECT 0, t, a FROM unnest(%s::text[]) AS t CROSS JOIN unnest(%s::text[]) AS a CROSS JOIN LATERAL "
+    "(SELECT 1 FROM na_postings po WHERE po.article_id = a AND po.term = t LIMIT 1) AS x "
+    "UNION ALL SELECT 1, term, df::text FROM na_terms WHERE term = ANY(%s) AND df > 0"
+)
 
 
 def _compile(where: Filter | None) -> tuple[str, dict[str, Any]]:
@@ -67,13 +72,14 @@ class PostgresView:
             yield
             return
         with self.engine.snapshot() as (conn, state):
-            generation, articles, passages, total, model, chunking = state
+            generation, articles, passages, total, model, chunking, reference = state
             if (model, chunking) != (self.meta.get("model"), self.meta.get("chunking")):
                 self.stale = True  # rebuilt with other settings: the next open checks them
             self.generation = f"pg-{generation:09d}"
             self.meta = {**self.meta, "generation": self.generation, "articles": articles, "passages": passages}
             stats = int(passages), (float(total) / passages if passages else 0.0)
-            self._bound.conn, self._bound.cache = conn, {"df": {}, "articles": {}, "stats": stats}
+            cache = {"df": {}, "articles": {}, "stats": stats, "reference": reference}
+            self._bound.conn, self._bound.cache = conn, cache
             try:
                 yield
             finally:
@@ -173,13 +179,24 @@ class PostgresView:
         found = [t for t in words if t in df]
         if not found or n == 0:
             return None
-        return {"terms": found, "idfs": [float(idf(float(df[t]), n)) for t in found], "avg": avg}
+        idfs = [float(idf(float(df[t]), n)) for t in found]
+        return {"terms": found, "idfs": idfs, "dfs": [df[t] for t in found], "avg": avg}
+
+    def _reference(self) -> float | None:
+        """The passage length the postings' impacts were computed at (None: written before impacts were)."""
+        cache = self._cache()
+        if "reference" not in cache:
+            rows = self._rows("SELECT value FROM na_meta WHERE key = 'bm25_reference'")
+            cache["reference"] = rows[0][0] if rows else None
+        return cache["reference"]
 
     def lexical_top(self, words: Sequence[str], k: int, where: Filter | None) -> Scored:
         """The k best BM25 scores, summed from the postings of the query's terms."""
         query = self._query(words)
         if query is None:
             return Scored.empty()
+        if where is None and sum(query["dfs"]) > pg_bm25.PLAIN_MAX and (reference := self._reference()):
+            return self._scored(pg_bm25.top(self._rows, query, k, float(reference)))
         cond, params = _compile(where)
         join = "" if where is None else "JOIN na_articles a ON a.id = po.article_id"
         return self._scored(pg_bm25.summed(self._rows, query, k, cond, params, join))
@@ -196,12 +213,18 @@ class PostgresView:
         """Each term's IDF and which of the given articles hold it."""
         n, _ = self._stats()
         words = list(dict.fromkeys(words))
-        df = self._dfs(words)
+        known = self._cache()["df"]
+        missing = [t for t in words if t not in known]
         held: dict[str, set[str]] = {t: set() for t in words}
-        if df and article_ids:
-            sql = "SELECT DISTINCT term, article_id FROM na_postings WHERE term = ANY(%s) AND article_id = ANY(%s)"
-            for term, article_id in self._rows(sql, (list(df), list(article_ids))):
-                held[term].add(article_id)
+        if article_ids or missing:  # one round trip: which articles hold each term (a probe of the primary key
+            # per term and article), and the document frequencies not yet fetched
+            known.update(dict.fromkeys(missing, 0))
+            for kind, term, value in self._rows(_HELD, (words, list(article_ids), missing)):
+                if kind:
+                    known[term] = int(value)
+                else:
+                    held[term].add(value)
+        df = {t: known[t] for t in words if known[t] > 0}
         n = max(n, 1)
         return {t: (float(idf(float(df[t]), n)) if t in df else float(idf(0.0, n)), held[t]) for t in words}
 
