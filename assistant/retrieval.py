@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from .highlight import best_sentence, overlaps, plain_words, shared_runs, shingl
 from .types import AssistantError, Citation, Hit
 
 __all__ = ["FILTER_KEYS", "check_date", "rank", "rank_articles", "search", "searchable"]
+_ENCODING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="encode-question")  # see `candidates`
 
 
 def searchable(question: str) -> bool:
@@ -37,12 +39,18 @@ def scaled(x: np.ndarray, top: int) -> np.ndarray:
 
 
 def candidates(
-    view: View, qvec: np.ndarray, question: str, n: int, where: Filter | None, ef_search: int = 128
+    view: View, encode: Callable[[], np.ndarray], question: str, n: int, where: Filter | None, ef_search: int = 128
 ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
-    """Passage ids from both retrievers (n from each), with their articles, cosine and BM25 scores."""
+    """Passage ids from both retrievers (n from each), with their articles, cosine and BM25 scores.
+
+    `encode` gives the question's vector; it runs on another thread while the engine ranks by BM25 (a database
+    works on the other core meanwhile), inside the caller's read.
+    """
     words = query_terms(question)
-    dense_top = view.dense_top(qvec, n, where, ef_search)
+    pending = _ENCODING.submit(encode)
     lexical_top = view.lexical_top(words, n, where)
+    qvec = pending.result()
+    dense_top = view.dense_top(qvec, n, where, ef_search)
     article_of = dict(zip(dense_top.ids.tolist(), dense_top.articles, strict=True))
     article_of.update(zip(lexical_top.ids.tolist(), lexical_top.articles, strict=True))
     pids = np.array(sorted(article_of), dtype=np.int64)
@@ -237,10 +245,14 @@ def rank(
     if settings.method not in RETRIEVAL_METHODS:
         raise AssistantError(f"retrieval.method is '{settings.method}'; use one of {', '.join(RETRIEVAL_METHODS)}")
     where = Filter.parse(filters)
-    qvec = encoder.encode([question])[0]
     with view.reading():
         pids, articles, dense, lexical = candidates(
-            view, qvec, question, max(depth, settings.candidates), where, settings.hnsw_ef_search
+            view,
+            lambda: encoder.encode([question])[0],
+            question,
+            max(depth, settings.candidates),
+            where,
+            settings.hnsw_ef_search,
         )
     top = settings.candidates
     if settings.method == "dense":

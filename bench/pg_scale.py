@@ -38,7 +38,7 @@ def grow(url: str, size: int) -> dict[str, float]:
     """Copy the database's passages in the server until there are at least `size`; seconds per step."""
     import psycopg
 
-    from assistant.engines.pg_connect import vector_text
+    from assistant.engines.pg_connect import EF_CONSTRUCTION, vector_text
 
     timings: dict[str, float] = {}
 
@@ -98,7 +98,7 @@ def grow(url: str, size: int) -> dict[str, float]:
         step(
             "HNSW index",
             f"CREATE INDEX na_passages_hnsw ON na_passages USING hnsw (embedding vector_ip_ops) "
-            f"WITH (m = {int(m)}, ef_construction = 64)",
+            f"WITH (m = {int(m)}, ef_construction = {EF_CONSTRUCTION})",
         )
         step("vacuum analyze", "VACUUM ANALYZE")
     return timings

@@ -79,10 +79,14 @@ def top(rows: Rows, query: dict[str, Any], k: int, reference: float) -> list[tup
 
 
 def scores_of(rows: Rows, query: dict[str, Any], ids: list[int]) -> dict[int, float]:
-    """The BM25 score of each given passage (those holding no query term left out), from the primary key."""
-    sql = (
-        f"SELECT p.id, sum(q.idf * {_PART})::float4 FROM na_passages p CROSS JOIN {_TERMS} JOIN na_postings po "
-        "ON po.article_id = p.article_id AND po.term = q.term AND po.passage_id = p.id "
-        "WHERE p.id = ANY(%(ids)s) GROUP BY 1"
-    )
-    return dict(rows(sql, {**query, "ids": ids}))
+    """The BM25 score of each given passage (those holding no query term left out): read off the terms' postings
+    when they are few (PLAIN_MAX), else probed in the primary key, passage by passage."""
+    if sum(query["dfs"]) <= PLAIN_MAX:
+        sql = _SUMMED + "WHERE po.passage_id = ANY(%(ids)s) GROUP BY 1"
+    else:
+        sql = (
+            f"SELECT p.id, NULL, sum(q.idf * {_PART})::float4 FROM na_passages p CROSS JOIN {_TERMS} "
+            "JOIN na_postings po ON po.article_id = p.article_id AND po.term = q.term AND po.passage_id = p.id "
+            "WHERE p.id = ANY(%(ids)s) GROUP BY 1"
+        )
+    return {r[0]: r[2] for r in rows(sql, {**query, "ids": ids})}

@@ -13,6 +13,7 @@ from ..config import redact
 from ..types import AssistantError
 
 SCHEMA_VERSION = 1
+EF_CONSTRUCTION = 200  # candidates kept while linking a new vector into the HNSW graph (the embedded engine's too)
 LOCK_KEY = 7_130_512_019  # pg_advisory_xact_lock key: one writer at a time per database
 
 # Every table that holds an article's rows carries its id (`article_id`, the articles' `id`), and every key starts
@@ -33,7 +34,8 @@ CREATE TABLE na_passages (article_id text NOT NULL, id bigint NOT NULL, seq int,
                           n_tokens int, length int NOT NULL, text text, analysis text,
                           embedding vector({dim}) NOT NULL, PRIMARY KEY (article_id, id));
 CREATE INDEX na_passages_id ON na_passages (id);
-CREATE INDEX na_passages_hnsw ON na_passages USING hnsw (embedding vector_ip_ops) WITH (m = {m}, ef_construction = 64);
+CREATE INDEX na_passages_hnsw ON na_passages USING hnsw (embedding vector_ip_ops)
+  WITH (m = {m}, ef_construction = {ef_construction});
 CREATE TABLE na_postings (article_id text NOT NULL, term text NOT NULL, passage_id bigint NOT NULL,
                           tf int NOT NULL, length int NOT NULL, impact real NOT NULL,
                           PRIMARY KEY (article_id, term, passage_id));

@@ -101,6 +101,13 @@ class PostgresView:
         except Exception as e:  # noqa: BLE001 - psycopg's errors: one line
             raise database_error(self.engine.url, e, "searching") from None
 
+    def _vector(self, qvec: np.ndarray) -> str:
+        """A question's vector as pgvector text, written once per read."""
+        cache, key = self._cache(), np.asarray(qvec, np.float32).tobytes()
+        if cache.get("vector", (None,))[0] != key:
+            cache["vector"] = key, vector_text(qvec)
+        return cache["vector"][1]
+
     def _stats(self) -> tuple[int, float]:
         """Passages and their average length (in BM25 terms)."""
         cache = self._cache()
@@ -130,7 +137,7 @@ class PostgresView:
         """The k best cosines: every passage scored up to EXACT_MAX (or `index.exact_max_passages` if lower), the
         HNSW index above."""
         cond, params = _compile(where)
-        params.update(q=vector_text(qvec), k=int(k))
+        params.update(q=self._vector(qvec), k=int(k))
         n, _ = self._stats()
         small = (
             where is not None
@@ -164,7 +171,7 @@ class PostgresView:
             return np.zeros(0, np.float32)
         rows = self._rows(
             "SELECT id, (-(embedding <#> %s::vector))::float4 FROM na_passages WHERE id = ANY(%s)",
-            (vector_text(qvec), [int(i) for i in ids]),
+            (self._vector(qvec), [int(i) for i in ids]),
         )
         got = dict(rows)
         return np.array([got.get(int(i), 0.0) for i in ids], np.float32)

@@ -14,6 +14,7 @@ from ..highlight import ANALYSIS_VERSION
 from ..types import AssistantError
 from .pg_connect import (
     DDL,
+    EF_CONSTRUCTION,
     LOCK_KEY,
     SCHEMA_VERSION,
     TABLES,
@@ -240,7 +241,7 @@ def _create(conn: Any, meta: dict[str, Any], neighbors: int) -> None:
     for table in TABLES:
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute("DROP SEQUENCE IF EXISTS na_passage_ids")
-    conn.execute(DDL.format(dim=int(meta["dimension"]), m=int(neighbors)))
+    conn.execute(DDL.format(dim=int(meta["dimension"]), m=int(neighbors), ef_construction=EF_CONSTRUCTION))
     values = {"schema": SCHEMA_VERSION, "analysis": ANALYSIS_VERSION, "vectors": f"hnsw{neighbors}"}
     values.update({k: meta[k] for k in ("model", "dimension", "chunking")})
     for key, value in values.items():
