@@ -62,7 +62,7 @@ def grow(url: str, size: int) -> dict[str, float]:
             for i, v in enumerate(noise):
                 copy.write_row((i, vector_text(v)))
         conn.execute("DROP INDEX na_passages_hnsw")
-        conn.execute("DROP INDEX na_postings_impact")
+        conn.execute("DROP INDEX na_postings_term")
         conn.execute("ALTER TABLE na_postings DROP CONSTRAINT na_postings_pkey")
         step(
             "articles",
@@ -79,7 +79,7 @@ def grow(url: str, size: int) -> dict[str, float]:
         )
         step(
             "postings",
-            "INSERT INTO na_postings SELECT article_id || '~' || c, term, passage_id + c * %s, tf, length, impact "
+            "INSERT INTO na_postings SELECT article_id || '~' || c, term, passage_id + c * %s, tf, length "
             "FROM na_postings, generate_series(1, %s) c WHERE passage_id <= %s",
             (stride, copies, top),
         )
@@ -92,8 +92,8 @@ def grow(url: str, size: int) -> dict[str, float]:
         conn.execute("SELECT setval('na_passage_ids', %s)", (top + copies * stride + 1,))
         conn.execute("DROP TABLE noise")
         step("postings key", "ALTER TABLE na_postings ADD PRIMARY KEY (article_id, term, passage_id)")
-        step("postings impact index", "CREATE INDEX na_postings_impact ON na_postings (term, impact DESC) INCLUDE "
-             "(passage_id, article_id, tf, length)")  # fmt: skip
+        step("postings term index", "CREATE INDEX na_postings_term ON na_postings (term, passage_id) INCLUDE (tf, "
+             "length, article_id)")  # fmt: skip
         m = json.loads(conn.execute("SELECT value::text FROM na_meta WHERE key = 'vectors'").fetchone()[0])[4:]
         step(
             "HNSW index",

@@ -19,8 +19,7 @@ LOCK_KEY = 7_130_512_019  # pg_advisory_xact_lock key: one writer at a time per 
 # Every table that holds an article's rows carries its id (`article_id`, the articles' `id`), and every key starts
 # with it: on Citus these tables are distributed by it and co-located, so an article's passages and postings live on
 # one shard and a write touches the shards of the articles it changes. na_terms, na_state, na_meta and na_roots are
-# small: Citus reference tables. A posting's `impact` is its BM25 term-frequency part at a fixed reference length
-# (na_meta's bm25_reference): each term's postings in that order let BM25's top k stop early (pg_bm25.top).
+# small: Citus reference tables.
 DDL = """
 CREATE TABLE na_meta (key text PRIMARY KEY, value jsonb NOT NULL);
 CREATE TABLE na_state (one boolean PRIMARY KEY DEFAULT true CHECK (one), generation bigint NOT NULL,
@@ -37,9 +36,8 @@ CREATE INDEX na_passages_id ON na_passages (id);
 CREATE INDEX na_passages_hnsw ON na_passages USING hnsw (embedding vector_ip_ops)
   WITH (m = {m}, ef_construction = {ef_construction});
 CREATE TABLE na_postings (article_id text NOT NULL, term text NOT NULL, passage_id bigint NOT NULL,
-                          tf int NOT NULL, length int NOT NULL, impact real NOT NULL,
-                          PRIMARY KEY (article_id, term, passage_id));
-CREATE INDEX na_postings_impact ON na_postings (term, impact DESC) INCLUDE (passage_id, article_id, tf, length);
+                          tf int NOT NULL, length int NOT NULL, PRIMARY KEY (article_id, term, passage_id));
+CREATE INDEX na_postings_term ON na_postings (term, passage_id) INCLUDE (tf, length, article_id);
 CREATE TABLE na_terms (term text PRIMARY KEY, df bigint NOT NULL);
 CREATE TABLE na_roots (path text PRIMARY KEY);
 INSERT INTO na_state VALUES (true, 0, 0, 0, 0);

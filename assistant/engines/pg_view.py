@@ -72,13 +72,13 @@ class PostgresView:
             yield
             return
         with self.engine.snapshot() as (conn, state):
-            generation, articles, passages, total, model, chunking, reference = state
+            generation, articles, passages, total, model, chunking = state
             if (model, chunking) != (self.meta.get("model"), self.meta.get("chunking")):
                 self.stale = True  # rebuilt with other settings: the next open checks them
             self.generation = f"pg-{generation:09d}"
             self.meta = {**self.meta, "generation": self.generation, "articles": articles, "passages": passages}
             stats = int(passages), (float(total) / passages if passages else 0.0)
-            cache = {"df": {}, "articles": {}, "stats": stats, "reference": reference}
+            cache = {"df": {}, "articles": {}, "stats": stats}
             self._bound.conn, self._bound.cache = conn, cache
             try:
                 yield
@@ -189,21 +189,11 @@ class PostgresView:
         idfs = [float(idf(float(df[t]), n)) for t in found]
         return {"terms": found, "idfs": idfs, "dfs": [df[t] for t in found], "avg": avg}
 
-    def _reference(self) -> float | None:
-        """The passage length the postings' impacts were computed at (None: written before impacts were)."""
-        cache = self._cache()
-        if "reference" not in cache:
-            rows = self._rows("SELECT value FROM na_meta WHERE key = 'bm25_reference'")
-            cache["reference"] = rows[0][0] if rows else None
-        return cache["reference"]
-
     def lexical_top(self, words: Sequence[str], k: int, where: Filter | None) -> Scored:
         """The k best BM25 scores, summed from the postings of the query's terms."""
         query = self._query(words)
         if query is None:
             return Scored.empty()
-        if where is None and sum(query["dfs"]) > pg_bm25.PLAIN_MAX and (reference := self._reference()):
-            return self._scored(pg_bm25.top(self._rows, query, k, float(reference)))
         cond, params = _compile(where)
         join = "" if where is None else "JOIN na_articles a ON a.id = po.article_id"
         return self._scored(pg_bm25.summed(self._rows, query, k, cond, params, join))

@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from ..analysis import terms, tf_part
+from ..analysis import terms
 from ..chunking import indexed_text
 from ..highlight import analyse
 from .pg_connect import vector_text
@@ -64,11 +64,9 @@ def apply_change(conn: Any, change: Any, with_title: bool) -> None:
                      analyse(p.text), vector_text(vec))
                 )  # fmt: skip
                 posting_rows += [(article.id, term, pid, tf, len(words)) for term, tf in counts.items()]
-    reference = _reference_length(conn, added_length / n_passages if n_passages else 0.0)
-    sql = "COPY na_postings (article_id, term, passage_id, tf, length, impact) FROM STDIN"
-    with conn.cursor().copy(sql) as postings:
+    with conn.cursor().copy("COPY na_postings (article_id, term, passage_id, tf, length) FROM STDIN") as postings:
         for row in posting_rows:
-            postings.write_row((*row, float(tf_part(row[3], row[4], reference))))
+            postings.write_row(row)
     if df:
         conn.execute(
             "INSERT INTO na_terms SELECT * FROM unnest(%s::text[], %s::bigint[]) "
@@ -84,18 +82,6 @@ def apply_change(conn: Any, change: Any, with_title: bool) -> None:
     )
     if change.roots:
         conn.execute("INSERT INTO na_roots SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (list(change.roots),))
-
-
-def _reference_length(conn: Any, average: float) -> float:
-    """The passage length postings' impacts are computed at: set once, by the first write (its average length)."""
-    from psycopg.types.json import Jsonb
-
-    row = conn.execute("SELECT value FROM na_meta WHERE key = 'bm25_reference'").fetchone()
-    if row is not None:
-        return float(row[0])
-    reference = round(average, 3) if average > 0 else 64.0
-    conn.execute("INSERT INTO na_meta VALUES ('bm25_reference', %s)", (Jsonb(reference),))
-    return reference
 
 
 def check_counts(conn: Any, full: bool) -> str | None:

@@ -34,8 +34,7 @@ _BEGIN_READ = (
     f"SET LOCAL enable_seqscan = off; SET LOCAL hnsw.ef_search = {EF_SEARCH}; "
     "SET LOCAL hnsw.iterative_scan = relaxed_order; "
     "SELECT generation, articles, passages, total_length, "
-    "(SELECT value FROM na_meta WHERE key = 'model'), (SELECT value FROM na_meta WHERE key = 'chunking'), "
-    "(SELECT value FROM na_meta WHERE key = 'bm25_reference') FROM na_state"
+    "(SELECT value FROM na_meta WHERE key = 'model'), (SELECT value FROM na_meta WHERE key = 'chunking') FROM na_state"
 )
 
 
