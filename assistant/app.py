@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote
 from .answer import split_highlight
 from .core import Assistant
 from .documents import SUPPORTED
-from .retrieval import check_date
+from .engines.base import check_date
 from .types import Answer, AssistantError, Citation
 
 MAX_K = 50  # the most passages one API call returns, over HTTP, gradio_client and MCP

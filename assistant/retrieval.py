@@ -13,11 +13,11 @@ import numpy as np
 from .analysis import named_terms, query_terms, terms
 from .config import RETRIEVAL_METHODS, RetrievalSettings
 from .embedding import Embedder
-from .engines.base import FILTER_KEYS, Filter, Scored, View, check_date
+from .engines.base import Filter, Scored, View
 from .highlight import best_sentence, overlaps, plain_words, shared_runs, shingles, stored_sentences, stored_words
 from .types import AssistantError, Citation, Hit
 
-__all__ = ["FILTER_KEYS", "check_date", "rank", "rank_articles", "search", "searchable"]
+__all__ = ["rank", "rank_articles", "search", "searchable"]
 _ENCODING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="encode-question")  # see `candidates`
 
 

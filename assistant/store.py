@@ -70,20 +70,30 @@ class Snapshot:
             row = self.db.execute("SELECT text FROM articles WHERE id = ?", (article_id,)).fetchone()
         return row[0] if row else None
 
-    def article_shas(self) -> dict[str, str]:
-        """Content hash of every indexed article."""
+    def article_shas(self, ids: Sequence[str] | None = None) -> dict[str, str]:
+        """Content hash of every indexed article, or of those of `ids` that are indexed."""
+        return self._by_id("sha", ids)
+
+    def _by_id(self, column: str, ids: Sequence[str] | None) -> dict[str, str]:
+        """id -> column of every article, or of the given ones (looked up by key, 500 at a time)."""
         with self.lock:
-            return dict(self.db.execute("SELECT id, sha FROM articles").fetchall())
+            if ids is None:
+                return dict(self.db.execute(f"SELECT id, {column} FROM articles").fetchall())
+            out: dict[str, str] = {}
+            for at in range(0, len(ids), 500):
+                part = list(ids[at : at + 500])
+                sql = f"SELECT id, {column} FROM articles WHERE id IN ({','.join('?' * len(part))})"
+                out.update(self.db.execute(sql, part).fetchall())
+            return out
 
     def roots(self) -> list[str]:
         """The folders and files this index was built from."""
         with self.lock:
             return [r[0] for r in self.db.execute("SELECT path FROM roots ORDER BY path")]
 
-    def article_roots(self) -> dict[str, str]:
-        """The root (folder or file given) each indexed article was read from."""
-        with self.lock:
-            return dict(self.db.execute("SELECT id, root FROM articles").fetchall())
+    def article_roots(self, ids: Sequence[str] | None = None) -> dict[str, str]:
+        """The root (folder or file given) each indexed article (or each of `ids` that is) was read from."""
+        return self._by_id("root", ids)
 
     def articles_under(self, roots: Sequence[str]) -> set[str]:
         """Ids of the articles that were read from any of these roots."""

