@@ -38,7 +38,8 @@ def grow(url: str, size: int) -> dict[str, float]:
     """Copy the database's passages in the server until there are at least `size`; seconds per step."""
     import psycopg
 
-    from assistant.engines.pg_connect import EF_CONSTRUCTION, vector_text
+    from assistant.engines.pg_connect import vector_text
+    from assistant.vectors import EF_CONSTRUCTION
 
     timings: dict[str, float] = {}
 

@@ -13,7 +13,6 @@ from ..config import redact
 from ..types import AssistantError
 
 SCHEMA_VERSION = 1
-EF_CONSTRUCTION = 200  # candidates kept while linking a new vector into the HNSW graph (the embedded engine's too)
 LOCK_KEY = 7_130_512_019  # pg_advisory_xact_lock key: one writer at a time per database
 
 # Every table that holds an article's rows carries its id (`article_id`, the articles' `id`), and every key starts

@@ -78,8 +78,7 @@ class PostgresView:
             self.generation = f"pg-{generation:09d}"
             self.meta = {**self.meta, "generation": self.generation, "articles": articles, "passages": passages}
             stats = int(passages), (float(total) / passages if passages else 0.0)
-            cache = {"df": {}, "articles": {}, "stats": stats}
-            self._bound.conn, self._bound.cache = conn, cache
+            self._bound.conn, self._bound.cache = conn, {"df": {}, "articles": {}, "stats": stats}
             try:
                 yield
             finally:

@@ -12,9 +12,9 @@ from typing import Any
 
 from ..highlight import ANALYSIS_VERSION
 from ..types import AssistantError
+from ..vectors import EF_CONSTRUCTION  # the embedded engine's graph quality
 from .pg_connect import (
     DDL,
-    EF_CONSTRUCTION,
     LOCK_KEY,
     SCHEMA_VERSION,
     TABLES,
