@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .direct import direct_answer
 from .types import Answer, Citation, Hit
 
 NOTHING_FOUND = "Nothing in the indexed articles answers this question."
+MAY_NOT_ANSWER = "These passages may not answer the question: none matches it closely."
 NOTHING_TO_SEARCH = (
     "Nothing to search for: the question has no words that say what it is about (only words such as "
     "'what', 'did', 'the', or punctuation and symbols). Ask about someone or something, e.g. "
@@ -23,7 +25,17 @@ def build_answer(
     if not hits:
         message = NOTHING_FOUND if searchable else NOTHING_TO_SEARCH
         return Answer(question=question, found=False, passages=(), message=message, query=query, index=index)
-    return Answer(question=question, found=True, passages=tuple(hits), message="", query=query, index=index)
+    confidence = hits[0].confidence
+    return Answer(
+        question=question,
+        found=True,
+        passages=tuple(hits),
+        message=MAY_NOT_ANSWER if confidence == "weak" else "",
+        query=query,
+        index=index,
+        confidence=confidence,
+        direct=direct_answer(query or question, hits),
+    )
 
 
 def cite(c: Citation) -> str:
@@ -49,10 +61,21 @@ def render_text(answer: Answer, mark: tuple[str, str] = ("**", "**")) -> str:
     if not answer.found:
         return understood + answer.message
     blocks = [understood.strip()] if understood else []
+    if answer.message:
+        blocks.append(answer.message)
+    if answer.direct is not None:
+        d = answer.direct
+        blocks.append(f"Answer: {d.text}\n    — [{d.passage}] {cite(answer.passages[d.passage - 1].citations[0])}")
     for n, hit in enumerate(answer.passages, 1):
         before, sentence, after = split_highlight(hit)
         text = f"{before}{mark[0]}{sentence}{mark[1]}{after}" if sentence else before
         lines = [f"[{n}] {text}", f"    — {cite(hit.citations[0])}  score {hit.score:.2f}"]
+        lines += [f"    — quote: {q.speaker}: “{_clip(hit.text[q.start : q.end])}”" for q in hit.quotes if q.speaker]
         lines += [f"    — also in: {cite(c)}" for c in hit.citations[1:]]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def _clip(text: str, n: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"

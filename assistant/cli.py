@@ -136,6 +136,11 @@ def _parser() -> argparse.ArgumentParser:
         help="rank with both retrievers fused (default), or one alone (retrieval.method)",
     )
     s.add_argument("--split", default="test", help="BEIR qrels split (default test)")
+    s.add_argument(
+        "--half",
+        choices=("tune", "held"),
+        help='only the questions of this half of the set (their "split" field): tune on one, report both',
+    )
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.add_argument(
@@ -256,8 +261,13 @@ def run(args: argparse.Namespace) -> int:
         return 0 if not missing else EXIT_ERROR
     if args.command == "eval":
         from .evaluate import evaluate, load_questions, to_dict
+        from .types import AssistantError
 
         questions = load_questions(args.path)
+        if args.half:
+            questions = [q for q in questions if q.split == args.half]
+            if not questions:
+                raise AssistantError(f'{args.path} has no question with "split": "{args.half}"; drop --half')
         if args.calibrate:
             return _calibrate(a, questions)
         alone = args.without_history

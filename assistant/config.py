@@ -135,6 +135,7 @@ class RetrievalSettings(_Checked):
     candidates: int = 50
     dense_weight: float = 0.55
     min_score: float = 0.85
+    weak_score: float = 0.6
     coverage_weight: float = 0.5
     names_weight: float = 0.25
     duplicate_min_words: int = 8
@@ -146,6 +147,7 @@ class RetrievalSettings(_Checked):
         "candidates": (_number(1, 10_000), "must be between 1 and 10000"),
         "dense_weight": (_number(0, 1), "must be between 0 and 1"),
         "min_score": (_number(-math.inf, 10), "must be a number (-inf turns the floor off)"),
+        "weak_score": (_number(-math.inf, 10), "must be a number (-inf shows every passage when none is strong)"),
         "coverage_weight": (_number(0, 10), "must be between 0 and 10"),
         "names_weight": (_number(0, 10), "must be between 0 and 10"),
         "duplicate_min_words": (_number(1, 1000), "must be between 1 and 1000"),

@@ -28,6 +28,7 @@ class Question:
     question: str
     gold: tuple[tuple[str, str], ...]
     history: tuple[str, ...] = ()  # earlier questions of the conversation, oldest first
+    split: str = ""  # "tune" or "held": the half of its set it was drawn into (once, at random), or ""
 
 
 def load_questions(path: str | Path) -> list[Question]:
@@ -47,7 +48,8 @@ def load_questions(path: str | Path) -> list[Question]:
             history = obj.get("history", [])
             if not isinstance(history, list):
                 raise TypeError
-            out.append(Question(str(obj["question"]), gold, tuple(str(h) for h in history)))
+            split = str(obj.get("split", ""))
+            out.append(Question(str(obj["question"]), gold, tuple(str(h) for h in history), split))
         except (ValueError, KeyError, TypeError, AttributeError):
             raise AssistantError(
                 f'{p} line {n}: expected {{"question": str, "gold": [[article, phrase], ...], "history": [str, ...]}}'
@@ -65,6 +67,8 @@ class EvalResult:
     recall_at_5: float = 0.0
     mrr_at_10: float = 0.0
     abstained: float = 0.0
+    told_nothing: int = 0  # answerable questions given no passage at all
+    strong_off_topic: int = 0  # off-topic questions answered with strong confidence
     best_sentence: float = 0.0  # share of answers found in the top 5 whose marked sentence holds the gold phrase
     repeated: int = 0  # answers whose top 5 shows the same passage text twice
     misses: list[str] = field(default_factory=list)
@@ -79,8 +83,10 @@ class EvalResult:
             f"sentence      {self.best_sentence:.3f} of answers in the top 5 mark a sentence holding the gold phrase",
             f"repeats       {self.repeated} answers show the same passage text twice in their top 5",
         ]
+        out.append(f"told nothing  {self.told_nothing} of {self.positives} answerable questions")
         if self.negatives:
             out.append(f"nothing-found {self.abstained:.3f} of off-topic questions")
+            out.append(f"strong        {self.strong_off_topic} of {self.negatives} off-topic questions answered strong")
         return out + [f"miss: {m}" for m in self.misses]
 
 
@@ -120,9 +126,12 @@ def evaluate(
         if not q.gold:
             r.negatives += 1
             found_nothing += not hits
+            strong = bool(hits) and hits[0].confidence == "strong"
+            r.strong_off_topic += strong
             if hits:
-                r.misses.append(f"off-topic question found passages: {q.question}")
+                r.misses.append(f"off-topic question found {'strong' if strong else 'weak'} passages: {q.question}")
             continue
+        r.told_nothing += not hits
         rank = first_relevant(hits, q.gold, text_of)
         ranks.append(rank)
         shown = [normalise(h.text) for h in hits[:5]]

@@ -17,6 +17,7 @@ from .checksums import describe
 from .chunking import indexed_text
 from .highlight import ANALYSIS_VERSION, analyse
 from .lexical import LexicalIndex
+from .quotes import find_quotes, passage_quotes
 from .types import AssistantError
 from .vectors import build_vector_index
 from .vectors import kind as vector_kind
@@ -159,6 +160,7 @@ def _apply(
         db.execute(f"DELETE FROM articles WHERE id IN ({marks})", part)
     now = time.time()
     for art, passages, vectors in add:
+        quotes = find_quotes(art.text)
         db.execute(
             "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
@@ -178,7 +180,16 @@ def _apply(
             "INSERT INTO passages (article_id, seq, char_start, char_end, n_tokens, text, vector, analysis) "
             "VALUES (?,?,?,?,?,?,?,?)",
             [
-                (p.article_id, p.seq, p.char_start, p.char_end, p.n_tokens, p.text, v.tobytes(), analyse(p.text))
+                (
+                    p.article_id,
+                    p.seq,
+                    p.char_start,
+                    p.char_end,
+                    p.n_tokens,
+                    p.text,
+                    v.tobytes(),
+                    analyse(p.text, passage_quotes(quotes, p.char_start, p.char_end)),
+                )
                 for p, v in zip(passages, vectors, strict=True)
             ],
         )
@@ -187,14 +198,17 @@ def _apply(
 
 
 def _analyse_all(db: sqlite3.Connection) -> None:
-    """Store every passage's `analyse` output (adding the column to an index from before it)."""
+    """Store every passage's `analyse` output, its quotations found over its article (adding the column to an index
+    from before it)."""
     if "analysis" not in {r[1] for r in db.execute("PRAGMA table_info(passages)")}:
         db.execute("ALTER TABLE passages ADD COLUMN analysis TEXT")
-    last = -1
-    page = "SELECT id, text FROM passages WHERE id > ? ORDER BY id LIMIT 5000"
-    while rows := db.execute(page, (last,)).fetchall():
-        db.executemany("UPDATE passages SET analysis = ? WHERE id = ?", [(analyse(t), pid) for pid, t in rows])
-        last = rows[-1][0]
+    for article_id, text in db.execute("SELECT id, text FROM articles").fetchall():
+        quotes = find_quotes(text)
+        rows = db.execute("SELECT id, char_start, char_end, text FROM passages WHERE article_id = ?", (article_id,))
+        db.executemany(
+            "UPDATE passages SET analysis = ? WHERE id = ?",
+            [(analyse(t, passage_quotes(quotes, s, e)), pid) for pid, s, e, t in rows.fetchall()],
+        )
 
 
 def _all_passages(db: sqlite3.Connection, dim: int, with_title: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:

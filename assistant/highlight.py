@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .analysis import sentence_words, stems_of, terms
 from .chunking import sentence_spans
+from .quotes import Quote, quotes_from_json, quotes_json
 
 _WORD = re.compile(r"\w+")
 # Questions asking for an amount or a time, and those asking for a person, team or organisation.
@@ -46,8 +47,16 @@ def _read_question(question: str) -> tuple[frozenset[str], re.Pattern[str] | Non
     return frozenset(terms(question)), _answer_pattern(question), frozenset(w.lower() for w in _WORD.findall(question))
 
 
+def holds_asked(question: str, sentence: str) -> bool:
+    """Whether a question asks for a number, a date or a name and the sentence holds one that is not among the
+    question's own words."""
+    _, pattern, asked = _read_question(question)
+    return _holds_answer(pattern, asked, sentence)
+
+
 Sentences = list[tuple[int, int, list[str]]]  # each sentence's span in a passage, and its terms
-ANALYSIS_VERSION = 1  # of `analyse`'s output; an index with another is analysed again when next written
+# Of `analyse`'s output; an index with another is analysed again when next written (2: quotations added).
+ANALYSIS_VERSION = 2
 
 
 def sentence_terms(text: str) -> Sentences:
@@ -58,10 +67,12 @@ def sentence_terms(text: str) -> Sentences:
     return [(s, e, sorted({stem[w] for w in ws if w in stem})) for (s, e), ws in zip(spans, found, strict=True)]
 
 
-def analyse(text: str) -> str:
+def analyse(text: str, quotes: Sequence[Quote] = ()) -> str:
     """What a search reads of a passage, worked out once when it is indexed: its plain words on the first line,
-    then a line per sentence: its start, its end and its terms (see `stored_words`, `stored_sentences`)."""
-    lines = [" ".join(plain_words(text))]
+    its quotations (spans in the passage, found over the whole article: see `quotes.passage_quotes`) as JSON on
+    the second, then a line per sentence: its start, its end and its terms (see `stored_words`,
+    `stored_quotes`, `stored_sentences`)."""
+    lines = [" ".join(plain_words(text)), quotes_json(quotes)]
     lines += [" ".join([str(s), str(e), *found]) for s, e, found in sentence_terms(text)]
     return "\n".join(lines)
 
@@ -71,10 +82,15 @@ def stored_words(analysis: str) -> list[str]:
     return analysis.partition("\n")[0].split()
 
 
+def stored_quotes(analysis: str) -> list[Quote]:
+    """A passage's quotations, read from its `analyse` output."""
+    return quotes_from_json(analysis.split("\n", 2)[1])
+
+
 def stored_sentences(analysis: str) -> Sentences:
     """A passage's sentences with their terms, read from its `analyse` output."""
     out = []
-    for line in analysis.split("\n")[1:]:
+    for line in analysis.split("\n")[2:]:
         start, end, *found = line.split(" ")
         out.append((int(start), int(end), found))
     return out

@@ -14,10 +14,23 @@ from .analysis import named_terms, query_terms, terms
 from .config import RETRIEVAL_METHODS, RetrievalSettings
 from .embedding import Embedder
 from .engines.base import Filter, Scored, View
-from .highlight import best_sentence, overlaps, plain_words, shared_runs, shingles, stored_sentences, stored_words
-from .types import AssistantError, Citation, Hit
+from .highlight import (
+    best_sentence,
+    overlaps,
+    plain_words,
+    shared_runs,
+    shingles,
+    stored_quotes,
+    stored_sentences,
+    stored_words,
+)
+from .quotes import article_quotes, passage_quotes
+from .speech import SAID_MATCH, quote_match, said_by
+from .speech import read as read_speech
+from .types import AssistantError, Citation, Hit, Quote
 
-__all__ = ["rank", "rank_articles", "search", "searchable"]
+__all__ = ["rank", "rank_articles", "said_first", "search", "searchable"]
+SAID_SHARE_WEIGHT = 0.5  # among those, a passage gains by the share of it that is the speaker's words
 _ENCODING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="encode-question")  # see `candidates`
 
 
@@ -94,6 +107,32 @@ def evidence(view: View, settings: RetrievalSettings, r: Ranking, n: int) -> np.
     cosine + coverage_weight * article coverage of the question + names_weight * coverage of its names."""
     everything, names = coverage(view, r.query, r.articles[:n])
     return r.dense[:n] + settings.coverage_weight * everything + settings.names_weight * names
+
+
+def _quotes(view: View, article_id: str, start: int, end: int, stored: str | None) -> tuple[Quote, ...]:
+    """A passage's quotations: stored with it, or (an index analysed before they were) found in its article."""
+    if stored is not None:
+        return tuple(stored_quotes(stored))
+    text = view.article_text(article_id)
+    return tuple(passage_quotes(article_quotes(text), start, end)) if text else ()
+
+
+def said_first(question: str, hits: list[Hit]) -> list[Hit]:
+    """For a question about what someone said (speech.read), the passages holding a quotation that answers it
+    come first: by the speaker asked about, on the rest of the question, and among them those where more of the
+    passage is that speaker's words; the rest keep their order."""
+    asked = read_speech(question)
+    if asked is None:
+        return hits
+    graded = []
+    for at, h in enumerate(hits):
+        best = max((quote_match(asked, q, h.text) for q in h.quotes), default=0.0)
+        if best >= SAID_MATCH:
+            said = sum(q.end - q.start for q in h.quotes if said_by(asked, q, h.text))
+            graded.append((0, -(h.score + SAID_SHARE_WEIGHT * said / max(1, len(h.text))), at))
+        else:
+            graded.append((1, 0.0, at))
+    return [hits[at] for *_, at in sorted(graded)]
 
 
 def _citation(view: View, article_id: str, start: int, end: int) -> Citation:
@@ -185,12 +224,16 @@ def _search(
     r = rank(view, encoder, settings, question, settings.candidates, filters)
     n = min(len(r.ids), max(3 * k, 10))
     strength = evidence(view, settings, r, n)
+    confidence = "strong"
     order = np.flatnonzero(strength >= settings.min_score)
+    if not len(order):  # nothing clears the floor: what comes close is shown, as such
+        confidence = "weak"
+        order = np.flatnonzero(strength >= settings.weak_score)[:k]
     rows = view.passages([int(r.ids[i]) for i in order])
     hits = []
     for i in order:
         pid = int(r.ids[i])
-        article_id, start, end, text, _ = rows[pid]
+        article_id, start, end, text, stored = rows[pid]
         hits.append(
             Hit(
                 passage_id=pid,
@@ -200,8 +243,11 @@ def _search(
                 dense=float(r.dense[i]),
                 lexical=float(r.lexical[i]),
                 evidence=float(strength[i]),
+                quotes=_quotes(view, article_id, start, end, stored),
+                confidence=confidence,
             )
         )
+    hits = said_first(r.query, hits)
     spans: dict[int, tuple[int, int] | None] = {}
 
     def answer(hit: Hit) -> tuple[int, int] | None:

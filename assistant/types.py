@@ -50,6 +50,21 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Quote:
+    """A quotation: the span of its words (without the marks) in the text, who said it and how."""
+
+    start: int
+    end: int
+    speaker: str  # full name as the article first gives it, a description ("a woman from Omsk"), or "" unknown
+    kind: str  # "direct" or "reported"
+    forms: tuple[str, ...] = ()  # the other forms the article uses for the speaker ("Mr Smith")
+
+    def text(self, source: str) -> str:
+        """The quoted words, from the text the span refers to."""
+        return source[self.start : self.end]
+
+
+@dataclass(frozen=True)
 class Hit:
     """A retrieved passage, its score, and every article it stands for."""
 
@@ -61,6 +76,8 @@ class Hit:
     dense: float = 0.0
     lexical: float = 0.0
     evidence: float = 0.0  # what the relevance floor compared: cosine plus the article's coverage of the question
+    quotes: tuple[Quote, ...] = ()  # quotations in the passage (spans in `text`), with their speakers
+    confidence: str = "strong"  # "strong": clears the relevance floor; "weak": close to it (see retrieval.search)
 
     @property
     def sentence(self) -> str:
@@ -68,6 +85,17 @@ class Hit:
         if self.highlight is None:
             return ""
         return self.text[self.highlight[0] : self.highlight[1]]
+
+
+@dataclass(frozen=True)
+class Direct:
+    """A direct answer: a quotation with its speaker, or one sentence, taken word for word from a passage."""
+
+    text: str
+    speaker: str  # who said it ("" when the answer is a sentence, not a quotation)
+    passage: int  # 1-based rank of the passage it comes from (and whose citation it carries)
+    start: int  # its span in that passage's text
+    end: int
 
 
 @dataclass(frozen=True)
@@ -80,6 +108,8 @@ class Answer:
     message: str = ""
     query: str = ""  # what was searched: the question made standalone from the conversation; "" = the question
     index: str = ""  # the index generation that answered (every passage comes from this one)
+    confidence: str = "none"  # "strong", "weak" (shown under a warning that they may not answer) or "none"
+    direct: Direct | None = None  # the answer above the passages, when one plainly answers
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by `ask --json`, the HTTP API and the MCP tool."""
@@ -94,6 +124,10 @@ def hit_to_dict(hit: Hit, rank: int) -> dict[str, Any]:
         "score": round(hit.score, 4),
         "highlight": list(hit.highlight) if hit.highlight else None,
         "citations": [asdict(c) for c in hit.citations],
+        "quotes": [
+            {"speaker": q.speaker, "text": hit.text[q.start : q.end], "start": q.start, "end": q.end, "kind": q.kind}
+            for q in hit.quotes
+        ],
     }
 
 
@@ -104,8 +138,25 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
         "query": answer.query or answer.question,
         "found": answer.found,
         "message": answer.message,
+        "confidence": answer.confidence,
+        "answer": _direct_to_dict(answer),
         "passages": [hit_to_dict(h, i + 1) for i, h in enumerate(answer.passages)],
         "index": answer.index,
+    }
+
+
+def _direct_to_dict(answer: Answer) -> dict[str, Any] | None:
+    d = answer.direct
+    if d is None:
+        return None
+    cited = answer.passages[d.passage - 1].citations[0]
+    return {
+        "text": d.text,
+        "speaker": d.speaker or None,
+        "passage": d.passage,
+        "start": d.start,
+        "end": d.end,
+        "citation": asdict(cited),
     }
 
 
@@ -114,6 +165,10 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
     hits = []
     for p in data.get("passages", []):
         hl = p.get("highlight")
+        quotes = tuple(
+            Quote(int(q["start"]), int(q["end"]), str(q["speaker"]), str(q.get("kind", "direct")))
+            for q in p.get("quotes", [])
+        )
         hits.append(
             Hit(
                 passage_id=-1,
@@ -121,8 +176,14 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
                 score=float(p["score"]),
                 citations=tuple(Citation(**c) for c in p["citations"]),
                 highlight=(int(hl[0]), int(hl[1])) if hl else None,
+                quotes=quotes,
+                confidence=data.get("confidence", "strong"),
             )
         )
+    d = data.get("answer")
+    direct = None
+    if d:
+        direct = Direct(str(d["text"]), str(d.get("speaker") or ""), int(d["passage"]), int(d["start"]), int(d["end"]))
     return Answer(
         question=data["question"],
         found=bool(data["found"]),
@@ -130,6 +191,8 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
         message=data.get("message", ""),
         query=data.get("query", ""),
         index=data.get("index", ""),
+        confidence=data.get("confidence", "strong" if data["found"] else "none"),
+        direct=direct,
     )
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..analysis import idf
+from ..highlight import ANALYSIS_VERSION
 from ..types import AssistantError
 from . import pg_bm25
 from .base import Filter, PassageRow, Scored
@@ -240,6 +241,8 @@ class PostgresView:
         )
         articles = self._cache()["articles"]  # their articles too: a search cites them next
         articles.update((r[6], self._meta(r[6:])) for r in rows)
+        if self.meta.get("analysis") != ANALYSIS_VERSION:  # analysed otherwise: a search works it out again
+            return {r[0]: (*r[1:5], None) for r in rows}
         return {r[0]: r[1:6] for r in rows}
 
     @staticmethod

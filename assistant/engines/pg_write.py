@@ -9,6 +9,7 @@ from typing import Any
 from ..analysis import terms
 from ..chunking import indexed_text
 from ..highlight import analyse
+from ..quotes import find_quotes, passage_quotes
 from .pg_connect import vector_text
 
 
@@ -52,6 +53,7 @@ def apply_change(conn: Any, change: Any, with_title: bool) -> None:
     sql = "COPY na_passages (article_id, id, seq, char_start, char_end, n_tokens, length, text, analysis, embedding)"
     with conn.cursor().copy(sql + " FROM STDIN") as passages:  # one COPY at a time on a connection
         for article, ps, vectors in change.add:
+            quotes = find_quotes(article.text)
             for p, vec in zip(ps, vectors, strict=True):
                 pid = ids[at]
                 at += 1
@@ -61,7 +63,7 @@ def apply_change(conn: Any, change: Any, with_title: bool) -> None:
                 added_length += len(words)
                 passages.write_row(
                     (article.id, pid, p.seq, p.char_start, p.char_end, p.n_tokens, len(words), p.text,
-                     analyse(p.text), vector_text(vec))
+                     analyse(p.text, passage_quotes(quotes, p.char_start, p.char_end)), vector_text(vec))
                 )  # fmt: skip
                 posting_rows += [(article.id, term, pid, tf, len(words)) for term, tf in counts.items()]
     with conn.cursor().copy("COPY na_postings (article_id, term, passage_id, tf, length) FROM STDIN") as postings:

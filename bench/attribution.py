@@ -1,0 +1,121 @@
+"""Quotation attribution against the hand-labelled gold set (eval/quotes_gold.jsonl): how many labelled quotations
+the extractor finds, and the precision and recall of their speakers, on the tuning and held-out articles.
+
+    python bench/attribution.py [--show]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from assistant.quotes import find_quotes  # noqa: E402
+from assistant.speakers import fold  # noqa: E402
+
+BBC = ROOT.parent / "shared" / "corpora" / "bbc-news" / "bbc.jsonl"
+
+
+def texts(ids: list[str]) -> dict[str, str]:
+    """Each labelled article's text: a seed file, or a BBC record's text."""
+    out = {i: (ROOT / "seeds" / i).read_text(encoding="utf-8") for i in ids if i.endswith(".txt")}
+    wanted = {i for i in ids if i not in out}
+    if wanted:
+        for line in BBC.open(encoding="utf-8"):
+            rec = json.loads(line)
+            if rec["id"] in wanted:
+                out[rec["id"]] = rec["text"]
+    return out
+
+
+def same_speaker(found: str, gold: dict) -> bool:
+    """Whether the extractor's speaker is the labelled one (its full name, one of its forms, or the same surname)."""
+    names = {fold(gold["speaker"])} | {fold(f) for f in gold.get("forms", [])}
+    have = fold(found)
+    if not have:
+        return False
+    if have in names or have.removeprefix("the ") in {n.removeprefix("the ") for n in names}:
+        return True
+    return len(have.split()) > 1 and have.split()[-1] == fold(gold["speaker"]).split()[-1]
+
+
+def spans(text: str, gold: list[dict]) -> list[tuple[int, int]]:
+    """Each gold quotation's span: its n-th occurrence in order (the labels follow the text)."""
+    out, seen = [], {}
+    for g in gold:
+        at, k = -1, seen.get(g["text"], 0)
+        for _ in range(k + 1):
+            at = text.find(g["text"], at + 1)
+        if at < 0:
+            at = text.find(g["text"])
+        seen[g["text"]] = k + 1
+        out.append((at, at + len(g["text"])))
+    return out
+
+
+def score(articles: list[str], gold: list[dict], text_of: dict[str, str], show: bool) -> dict[str, float]:
+    """Found (a system quotation overlaps the labelled one), speaker recall (found with the right speaker, of the
+    labelled quotations with a known speaker) and speaker precision (right, of the system's attributed quotations
+    in these articles; one matching no labelled quotation counts wrong)."""
+    n_gold = n_found = n_right = n_named = n_attr = n_attr_right = 0
+    for a in articles:
+        text, labelled = text_of[a], [g for g in gold if g["article"] == a]
+        got = find_quotes(text)
+        where = spans(text, labelled)
+        for g, (s, e) in zip(labelled, where, strict=True):
+            hits = [q for q in got if q.start < e and s < q.end]
+            n_gold += 1
+            n_found += bool(hits)
+            if g["speaker"] != "?":
+                n_named += 1
+                right = any(same_speaker(q.speaker, g) for q in hits)
+                n_right += right
+                if show and not right:
+                    said = "; ".join(q.speaker or "-" for q in hits) or "not found"
+                    print(f"  miss [{a}] {g['speaker']!r} got {said!r}: {g['text'][:70]!r}")
+        for q in got:
+            if not q.speaker:
+                continue
+            n_attr += 1
+            match = [g for g, (s, e) in zip(labelled, where, strict=True) if q.start < e and s < q.end]
+            ok = any(same_speaker(q.speaker, g) for g in match)
+            n_attr_right += ok
+            if show and not ok:
+                why = "not a labelled quotation" if not match else f"labelled {match[0]['speaker']!r}"
+                print(f"  wrong [{a}] {q.speaker!r} ({why}): {text[q.start : q.end][:70]!r}")
+    return {
+        "quotes": n_gold,
+        "found": n_found / max(1, n_gold),
+        "speaker_recall": n_right / max(1, n_named),
+        "speaker_precision": n_attr_right / max(1, n_attr),
+        "attributed": n_attr,
+    }
+
+
+def main() -> None:
+    """Print the scores on both halves."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--show", action="store_true", help="print each miss and each wrong speaker")
+    ap.add_argument("--half", choices=("tune", "held", "both"), default="both")
+    args = ap.parse_args()
+    lines = (ROOT / "eval" / "quotes_gold.jsonl").read_text(encoding="utf-8").splitlines()
+    head, gold = json.loads(lines[0]), [json.loads(x) for x in lines[1:] if x.strip()]
+    text_of = texts(head["articles"])
+    halves = {"tune": head["tune"], "held": [a for a in head["articles"] if a not in head["tune"]]}
+    for name, arts in halves.items():
+        if args.half not in (name, "both"):
+            continue
+        r = score(arts, gold, text_of, args.show)
+        print(
+            f"{name:5s} {r['quotes']:4d} labelled quotations in {len(arts)} articles: found {r['found']:.3f}, "
+            f"speaker recall {r['speaker_recall']:.3f}, speaker precision {r['speaker_precision']:.3f} "
+            f"(of {r['attributed']} attributed)"
+        )
+
+
+if __name__ == "__main__":
+    main()
