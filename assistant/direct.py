@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .analysis import terms
+from .analysis import query_terms, terms
 from .highlight import holds_asked
 from .speech import SAID_MATCH, quote_match
 from .speech import read as read_speech
@@ -35,7 +35,7 @@ def direct_answer(question: str, hits: Sequence[Hit]) -> Direct | None:
         return None
     s, e = top.highlight
     sentence = top.text[s:e]
-    wanted = set(terms(question))
+    wanted = set(query_terms(question))
     covered = len(wanted & set(terms(sentence))) / len(wanted) if wanted else 0.0
     if covered >= SENTENCE_COVERS and holds_asked(question, sentence):
         return Direct(sentence, "", 1, s, e)

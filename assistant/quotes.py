@@ -21,7 +21,7 @@ VERBS = (
     r"vowed|promised|accused|denied|alleged|boasted|conceded|concluded|countered|estimated|forecast|hit back|"
     r"described|called|branded|dismissed"
 )
-_VERB = re.compile(rf"\b(?:{VERBS})\b(?!\s+by\b)")  # not "announced by": a passive is not speech
+_VERB = re.compile(rf"(?<![\w-])(?:{VERBS})\b(?!\s+by\b)")  # not "so-called", not "announced by" (a passive)
 # Words allowed between a speaker and the speech verb ("Zelensky also told", "Lavrov later said").
 _BETWEEN = (
     r"(?:\s+(?:also|later|then|today|yesterday|previously|earlier|has|had|have|was|is|would|will|once|again|"

@@ -126,7 +126,7 @@ def test_a_failed_write_leaves_the_previous_state(backend, tmp_path, seeds_copy,
     for i in range(3):
         (extra / f"f{i}.txt").write_text(f"Ferry {i}\n\nThe ferry number {i} sailed late on Monday.")
 
-    def broken(text: str) -> str:
+    def broken(text: str, quotes: object = ()) -> str:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr("assistant.generation.analyse", broken)
