@@ -41,6 +41,7 @@ def build_answer(
 def cite(c: Citation) -> str:
     """One citation as text: title, source, file (and the article's id where the file holds many) and span."""
     source = f", {c.source}" if c.source else ""
+    source += f", {c.published}" if c.published else ""
     where = c.path or c.article_id
     if c.path and not c.path.replace("\\", "/").endswith(c.article_id):  # a JSONL line, an SGML story, a record id
         where = f"{c.path}, article {c.article_id}"

@@ -1,4 +1,4 @@
-"""The web server: the Gradio chat at /, `POST /api/search` (OpenAPI at /docs), and the MCP tool."""
+"""The web server: the Gradio chat at /, `POST /api/search` and `/api/quotes` (OpenAPI at /docs), the MCP tools."""
 
 # No `from __future__ import annotations` here: FastAPI reads these annotations at run time.
 import base64
@@ -40,6 +40,17 @@ class SearchRequest(BaseModel):
     )
     history: list[str] = Field(
         default_factory=list, max_length=20, description="earlier questions of the conversation, oldest first"
+    )
+
+
+class QuotesRequest(BaseModel):
+    """The body of `POST /api/quotes`: whose quotations, about what (one of them at least)."""
+
+    speaker: str | None = Field(None, max_length=MAX_QUESTION_CHARS, description="a name, e.g. 'Zelensky'")
+    about: str | None = Field(None, max_length=MAX_QUESTION_CHARS, description="a topic the quotations are ranked by")
+    k: int = Field(20, ge=1, le=MAX_K, description="at most this many quotations")
+    filters: dict[str, str | list[str]] | None = Field(
+        None, description="article_id, source (string or list), published_from, published_to"
     )
 
 
@@ -133,6 +144,16 @@ def create_server(assistant: Assistant, auth: tuple[str, str] | None = None, mcp
             return assistant.ask(req.question, k=req.k, filters=req.filters, history=req.history).to_dict()
         except AssistantError as e:
             raise HTTPException(400, str(e)) from None
+
+    @app.post("/api/quotes")
+    def api_quotes(req: QuotesRequest) -> dict[str, Any]:
+        """Quotations across the archive: every one by `speaker`, ranked by relevance to `about`, each cited;
+        the same JSON as `assistant quotes --json`."""
+        try:
+            said = assistant.quotes(speaker=req.speaker, about=req.about, k=req.k, filters=req.filters)
+        except AssistantError as e:
+            raise HTTPException(400, str(e)) from None
+        return {"speaker": req.speaker, "about": req.about, "quotes": [q.to_dict() for q in said]}
 
     @app.post("/api/articles")
     def api_articles(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -10,11 +11,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote
 
-from .answer import split_highlight
 from .core import Assistant
 from .documents import SUPPORTED
 from .engines.base import check_date
-from .types import Answer, AssistantError, Citation
+from .types import Answer, AssistantError, Citation, Hit, Said
 
 MAX_K = 50  # the most passages one API call returns, over HTTP, gradio_client and MCP
 EXAMPLES = [
@@ -90,8 +90,43 @@ def _cite_line(label: str, c: Citation, where: str) -> str:
     return f"<a href='{html.escape(cite_ref(c))}'>[{label}] {html.escape(' · '.join(p for p in parts if p))}</a>"
 
 
+def _headline(label: str, c: Citation) -> str:
+    """A passage's first line: outlet, headline and date, as the link that opens the article."""
+    parts = [
+        f"<strong>{html.escape(c.source)}</strong>" if c.source else "",
+        html.escape(c.title),
+        html.escape(c.published),
+    ]
+    return f"<a href='{html.escape(cite_ref(c))}'>[{label}] {' · '.join(p for p in parts if p)}</a>"
+
+
+def _with_marks(hit: Hit) -> str:
+    """A passage's text, escaped, its best sentence in <mark> and each quotation's speaker named after it."""
+    cuts = {0, len(hit.text)}
+    if hit.highlight:
+        cuts.update(hit.highlight)
+    ends: dict[int, list[str]] = {}
+    for q in hit.quotes:
+        if q.speaker:
+            end = q.end
+            while end < len(hit.text) and hit.text[end] in "'’”\"»":
+                end += 1  # after the closing mark
+            ends.setdefault(end, []).append(q.speaker)
+            cuts.add(end)
+    out, points = [], sorted(cuts)
+    for a, b in zip(points, points[1:], strict=False):
+        piece = html.escape(hit.text[a:b])
+        if hit.highlight and hit.highlight[0] <= a and b <= hit.highlight[1]:
+            piece = f"<mark>{piece}</mark>"
+        out.append(piece)
+        for who in ends.get(b, []):
+            out.append(f" <small class='speaker'>— {html.escape(who)}</small>")
+    return "".join(out).replace("\n\n", "<br><br>")
+
+
 def render_html(answer: Answer, text_of: Callable[[str], str] | None = None) -> str:
-    """An answer as HTML: every piece of article text escaped, the best sentence in <mark>, citations as links."""
+    """An answer as HTML: every piece of article text escaped, a direct answer on top, each passage headed by its
+    outlet, headline and date, the best sentence in <mark>, quotations named by speaker, citations as links."""
     understood = f"<p><small>Understood as: {html.escape(answer.query)}</small></p>" if answer.query else ""
     if not answer.found:
         return f"{understood}<p>{html.escape(answer.message)}</p>"
@@ -100,17 +135,42 @@ def render_html(answer: Answer, text_of: Callable[[str], str] | None = None) -> 
         return where_in(text_of(c.article_id), c.char_start, c.char_end) if text_of else ""
 
     parts = [understood]
+    if answer.message:
+        parts.append(f"<p class='weak'><em>{html.escape(answer.message)}</em></p>")
+    if answer.direct is not None:
+        d = answer.direct
+        c = answer.passages[d.passage - 1].citations[0]
+        span = dataclasses.replace(c, char_start=c.char_start + d.start, char_end=c.char_start + d.end)
+        ref = html.escape(cite_ref(span))
+        parts.append(
+            f"<p class='direct'><strong>Answer:</strong> {html.escape(d.text)} <small><a href='{ref}'>[{d.passage}] "
+            f"{html.escape(' · '.join(x for x in (c.source, c.title, c.published) if x))}</a></small></p>"
+        )
     for n, hit in enumerate(answer.passages, 1):
-        before, sentence, after = (html.escape(x) for x in split_highlight(hit))
-        body = f"{before}<mark>{sentence}</mark>{after}" if sentence else before
-        body = body.replace("\n\n", "<br><br>")
         first, *others = hit.citations
         also = "".join(
             f"<br><small>Also in {_cite_line(f'{n}{chr(97 + i)}', c, where(c))}</small>" for i, c in enumerate(others)
         )
+        detail = " · ".join(x for x in (first.article_id, where(first), f"score {hit.score:.2f}") if x)
         parts.append(
-            f"<blockquote><p>{body}</p><p><small>{_cite_line(str(n), first, where(first))} · "
-            f"score {hit.score:.2f}</small>{also}</p></blockquote>"
+            f"<blockquote><p>{_headline(str(n), first)}</p><p>{_with_marks(hit)}</p>"
+            f"<p><small>{html.escape(detail)}</small>{also}</p></blockquote>"
+        )
+    return "".join(parts)
+
+
+def render_quotes(said: list[Said], speaker: str) -> str:
+    """Quotations (`Assistant.quotes`) as HTML: each with its speaker and its article's outlet, headline and date."""
+    if not said:
+        return f"<p>No quotation by {html.escape(speaker)} in the indexed articles.</p>"
+    parts = []
+    for n, q in enumerate(said, 1):
+        also = "".join(
+            f"<br><small>Also in {_headline(f'{n}{chr(97 + i)}', c)}</small>" for i, c in enumerate(q.also_in)
+        )
+        parts.append(
+            f"<blockquote><p>{_headline(str(n), q.citation)}</p><p><strong>{html.escape(q.speaker)}:</strong> "
+            f"“{html.escape(q.text)}”</p><p>{also}</p></blockquote>"
         )
     return "".join(parts)
 
@@ -149,7 +209,7 @@ def build_filters(
 
 
 def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported lazily
-    """The chat UI plus a `search` API endpoint (also the MCP tool) over one `Assistant`."""
+    """The chat UI plus `search` and `quotes` API endpoints (also the MCP tools) over one `Assistant`."""
     import gradio as gr
 
     from .uploads import add_uploads
@@ -175,14 +235,19 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
         sources: list[str],
         date_from: str,
         date_to: str,
+        speaker: str = "",
     ) -> tuple[str, list[dict[str, Any]], list[str]]:
         question = (message or "").strip()
         if not question:
             return "", chat, asked
         try:
             filters = build_filters(article_ids, sources, date_from, date_to)
-            answer = assistant.ask(question, k=5, filters=filters, history=asked[-4:])
-            reply = render_html(answer, assistant.article_text)
+            if (speaker or "").strip():  # the speaker filter: that person's quotations, ranked by the question
+                said = assistant.quotes(speaker=speaker.strip(), about=question, k=5, filters=filters)
+                reply = render_quotes(said, speaker.strip())
+            else:
+                answer = assistant.ask(question, k=5, filters=filters, history=asked[-4:])
+                reply = render_html(answer, assistant.article_text)
         except AssistantError as e:
             reply = f"<p>{html.escape(str(e))}</p>"
         turn = [{"role": "user", "content": html.escape(question)}, {"role": "assistant", "content": reply}]
@@ -225,6 +290,23 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
         answer = assistant.ask(question, k=max(1, min(int(k), MAX_K)), history=list(history or []))
         return json.dumps(answer.to_dict(), ensure_ascii=False)
 
+    def quotes(speaker: str = "", about: str = "", k: int = 20) -> str:
+        """Find what a person said across the indexed news articles: their quotations, each with its citation.
+
+        Returns the JSON of `assistant quotes --json`: speaker, about, and quotes with speaker, text, kind (direct
+        or reported), score, citation (article_id, title, source, path, char_start, char_end, published) and
+        also_in (the same words in other articles).
+
+        Args:
+            speaker: whose quotations, a name as the articles give it (e.g. "Zelensky"); empty for anyone's
+            about: a topic the quotations are ranked by (e.g. "Russians"); empty to list them newest first
+            k: at most this many quotations (1-50)
+        """
+        said = assistant.quotes(speaker=speaker or None, about=about or None, k=max(1, min(int(k), MAX_K)))
+        return json.dumps(
+            {"speaker": speaker, "about": about, "quotes": [q.to_dict() for q in said]}, ensure_ascii=False
+        )
+
     with gr.Blocks(title="News assistant") as demo:
         asked = gr.State([])
         gr.Markdown("### News assistant\nAsk about the indexed articles; every answer is a passage with its citation.")
@@ -255,6 +337,11 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
                     with gr.Row():
                         date_from = gr.Textbox(label="Published from", placeholder="YYYY-MM-DD", visible=False)
                         date_to = gr.Textbox(label="Published to", placeholder="YYYY-MM-DD", visible=False)
+                    speaker = gr.Textbox(
+                        label="Only quotations by",
+                        placeholder="a speaker's name, e.g. Zelensky: the question then ranks what they said",
+                        elem_id="filter-speaker",
+                    )
                 with gr.Accordion("Add articles", open=False):
                     limit = assistant.settings.server.upload_max_mb
                     most = assistant.settings.server.upload_max_files
@@ -271,7 +358,7 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
         cite_open = gr.Button("open", visible="hidden", elem_id="cite-open")
 
         choices = [article_pick, source_pick, date_from, date_to]
-        inputs = [box, chat, asked, *choices]
+        inputs = [box, chat, asked, *choices, speaker]
         box.submit(respond, inputs, [box, chat, asked], api_visibility="private").then(None, js=SCROLL_TO_QUESTION_JS)
         cite_open.click(open_article, cite_target, viewer, js=CITE_REF_JS, api_visibility="private").then(
             None, js=SCROLL_TO_PASSAGE_JS
@@ -283,4 +370,5 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
         # Unqueued (MCP calls it in-process, login or not) and unlimited: gradio_client reaches it through the
         # queue, where the default of one call at a time made 32 clients wait 0.7 s each; searches are thread-safe.
         gr.api(search, api_name="search", queue=False, concurrency_limit=None)
+        gr.api(quotes, api_name="quotes", queue=False, concurrency_limit=None)
     return demo

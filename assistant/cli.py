@@ -80,6 +80,21 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--json", action="store_true", help="print JSON")
 
     s = sub.add_parser(
+        "quotes",
+        parents=[common],
+        help="every quotation by a speaker across the archive, ranked by relevance to a topic",
+        description="Quotations found at indexing, with their speakers: all of a person's (--speaker), ranked "
+        "by relevance to --about (newest first without it), or anyone's on a topic (--about alone). The same "
+        "words in several articles are shown once, citing each.",
+    )
+    s.add_argument("--speaker", metavar="NAME", help="whose quotations: a name as articles give it ('Zelensky')")
+    s.add_argument("--about", metavar="TEXT", help="what about: ranks the quotations by relevance to it")
+    s.add_argument("--k", type=int, default=20, help="at most this many quotations (default 20)")
+    s.add_argument("--source", action="append", help="only articles from this source (repeatable)")
+    s.add_argument("--article", action="append", help="only this article id (repeatable)")
+    s.add_argument("--json", action="store_true", help="print JSON")
+
+    s = sub.add_parser(
         "serve",
         parents=[common],
         help="start the web chat, the JSON API and the MCP tool",
@@ -253,6 +268,24 @@ def run(args: argparse.Namespace) -> int:
                 )
             if not answer.found:
                 print(answer.message)
+        return 0
+    if args.command == "quotes":
+        from .answer import cite
+
+        if args.k < 1:
+            print("error: --k must be at least 1", file=sys.stderr)
+            return EXIT_ERROR
+        said = a.quotes(speaker=args.speaker, about=args.about, k=args.k, filters=_filters(args))
+        if args.json:
+            _print_json({"speaker": args.speaker, "about": args.about, "quotes": [q.to_dict() for q in said]})
+            return 0
+        if not said:
+            who = f" by {args.speaker}" if args.speaker else ""
+            print(f"No quotation{who}{' about ' + repr(args.about) if args.about else ''} in the indexed articles.")
+        for i, q in enumerate(said, 1):
+            lines = [f"[{i}] {q.speaker}: “{q.text}”", f"    — {cite(q.citation)}"]
+            lines += [f"    — also in: {cite(c)}" for c in q.also_in]
+            print("\n".join(lines) + "\n")
         return 0
     if args.command == "remove":
         n = a.remove(args.ids)

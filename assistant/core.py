@@ -15,8 +15,9 @@ from .embedding import Embedder, load_embedder
 from .engines import Engine, View, engine_for
 from .indexer import IndexReport, check_compatible, remove_articles, update_index
 from .onnx_encoder import export_in_child, exported_before_fusion
+from .quotebook import find_said
 from .retrieval import rank, rank_articles, search, searchable
-from .types import Answer, AssistantError, Hit
+from .types import Answer, AssistantError, Hit, Said
 
 MAX_QUESTION_CHARS = 2000  # longer input is refused with a message, not searched
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
@@ -185,6 +186,20 @@ class Assistant:
         view = self.view  # one state for the whole search, whatever a writer does meanwhile
         hits = search(view, self.embedder, self.settings.retrieval, query, k, filters)
         return query, hits, view.generation
+
+    def quotes(
+        self,
+        speaker: str | None = None,
+        about: str | None = None,
+        k: int = 20,
+        filters: Mapping[str, Any] | None = None,
+    ) -> list[Said]:
+        """Quotations across the archive: every one by `speaker` (any speaker's when None), ranked by relevance to
+        `about` (newest first without it), each cited, the same words in several articles shown once."""
+        for value, what in ((speaker, "the speaker"), (about, "the topic")):
+            if value is not None:
+                check_question(value, what)
+        return find_said(self.view, self.embedder, self.settings.retrieval, speaker, about, k, filters)
 
     def rank_articles(self, question: str, k: int = 100) -> list[tuple[str, float]]:
         """The k articles that best match a question (each by its best passage), with scores; no floor."""

@@ -135,9 +135,11 @@ def said_first(question: str, hits: list[Hit]) -> list[Hit]:
     return [hits[at] for *_, at in sorted(graded)]
 
 
-def _citation(view: View, article_id: str, start: int, end: int) -> Citation:
+def citation(view: View, article_id: str, start: int, end: int) -> Citation:
+    """A citation of a span of an article, with the article's title, source, file and date."""
     meta = view.article(article_id) or {}
-    return Citation(article_id, meta["title"], meta.get("source") or "", meta.get("path") or "", start, end)
+    source, path, published = meta.get("source") or "", meta.get("path") or "", meta.get("published") or ""
+    return Citation(article_id, meta["title"], source, path, start, end, published)
 
 
 def _shared_runs(g: Hit, h: Hit, size: int) -> list[tuple[int, tuple[int, int], tuple[int, int]]]:
@@ -239,7 +241,7 @@ def _search(
                 passage_id=pid,
                 text=text,
                 score=float(r.fused[i]),
-                citations=(_citation(view, article_id, start, end),),
+                citations=(citation(view, article_id, start, end),),
                 dense=float(r.dense[i]),
                 lexical=float(r.lexical[i]),
                 evidence=float(strength[i]),

@@ -47,6 +47,7 @@ class Citation:
     path: str
     char_start: int
     char_end: int
+    published: str = ""  # the article's publication date, as given ("" when unknown)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,29 @@ class Direct:
     passage: int  # 1-based rank of the passage it comes from (and whose citation it carries)
     start: int  # its span in that passage's text
     end: int
+
+
+@dataclass(frozen=True)
+class Said:
+    """A quotation found across the archive (`assistant quotes`): who said what, where, and where else."""
+
+    speaker: str
+    text: str
+    kind: str  # "direct" or "reported"
+    score: float  # relevance to what it was asked about (0 when nothing was)
+    citation: Citation  # its span in the article's text
+    also_in: tuple[Citation, ...] = ()  # the same words in other articles (another outlet's copy)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of `assistant quotes --json`, the HTTP API and the MCP tool."""
+        return {
+            "speaker": self.speaker,
+            "text": self.text,
+            "kind": self.kind,
+            "score": round(self.score, 4),
+            "citation": asdict(self.citation),
+            "also_in": [asdict(c) for c in self.also_in],
+        }
 
 
 @dataclass(frozen=True)

@@ -83,3 +83,31 @@ def test_uploads_checked_kept_and_indexed(fake_assistant, tmp_path):
     assert "Indexed ferry.txt" in msg and "Refused report.pdf" in msg and "Refused big.md" in msg
     again = add_uploads(fake_assistant, [good], max_mb=1, max_files=5)  # the same file again embeds nothing
     assert again.report.embedded == 0 and again.report.unchanged >= 1
+
+
+def test_a_direct_answer_weak_line_and_speakers_are_shown_and_inert():
+    from assistant.types import Direct, Quote
+
+    text = "He said: 'Burn <script>x</script> it all.' Then he left."
+    s, e = text.index("Burn"), text.index("'", 10)
+    cit = Citation("a.txt", "Headline <i>", "Outlet <b>", "a.txt", 100, 100 + len(text), "2022-09-21")
+    hit = Hit(1, text, 0.5, (cit,), (0, e + 2), quotes=(Quote(s, e, "Evil <img src=x>", "direct"),))
+    direct = Direct(f"Evil <img src=x>: “{text[s:e]}”", "Evil <img src=x>", 1, s, e)
+    answer = Answer("q", True, (hit,), "These passages may not answer", confidence="weak", direct=direct)
+    html = render_html(answer)
+    assert "<script>" not in html and "<img" not in html and "<i>" not in html and "<b>" not in html
+    assert html.index("These passages may not answer") < html.index("Answer:") < html.index("[1] ")
+    assert "<strong>Outlet &lt;b&gt;</strong> · Headline &lt;i&gt; · 2022-09-21" in html
+    assert f"#cite:{100 + s}:{100 + e}:a.txt" in html  # the direct answer opens the article at the quotation
+    assert "— Evil &lt;img src=x&gt;" in html
+
+
+def test_quotations_render_inert_with_their_headlines():
+    from assistant.app import render_quotes
+    from assistant.types import Said
+
+    cit = Citation("a.txt", "T <i>", "", "a.txt", 3, 9, "")
+    html = render_quotes([Said("Jo <b>", "say <script>", "direct", 0.5, cit, (cit,))], "Jo")
+    assert "<script>" not in html and "<b>" not in html and "<i>" not in html
+    assert "Jo &lt;b&gt;:</strong> “say &lt;script&gt;”" in html and "Also in" in html
+    assert "No quotation by Jo &lt;x&gt;" in render_quotes([], "Jo <x>")

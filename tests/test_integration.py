@@ -14,6 +14,7 @@ import pytest
 
 from assistant import Assistant
 from assistant.evaluate import evaluate, load_questions
+from assistant.types import AssistantError
 
 from .conftest import ROOT, SEEDS, SHARED, bbc_sample, cli
 
@@ -32,6 +33,37 @@ def test_zelensky_quote_in_the_answer_with_exact_span(real_assistant):
     assert text[c.char_start : c.char_end] == quoting[0].text
     assert "You are already" in text[c.char_start : c.char_end]
     assert c.title and c.path.endswith(c.article_id)
+
+
+def test_what_zelensky_said_to_russians_comes_first_with_his_words_as_the_answer(real_assistant):
+    answer = real_assistant.ask("What did Zelensky say to Russians?", k=5)
+    top = answer.passages[0]
+    assert "You are already complicit" in top.text, top.text[:120]
+    assert answer.confidence == "strong" and answer.direct is not None
+    assert answer.direct.speaker == "Volodymyr Zelensky" and "You are already complicit" in answer.direct.text
+    said = top.text[answer.direct.start : answer.direct.end]
+    assert said.startswith("You are already complicit")
+    quotes = answer.to_dict()["passages"][0]["quotes"]
+    assert {"speaker": "Volodymyr Zelensky", "kind": "direct"}.items() <= quotes[0].items()
+    assert quotes[0]["text"] == top.text[quotes[0]["start"] : quotes[0]["end"]]
+
+
+def test_a_short_question_about_what_someone_added_is_answered(real_assistant):
+    answer = real_assistant.ask("What did Pinner add?", k=5)
+    assert answer.found and answer.direct is not None
+    assert answer.direct.speaker == "Shaun Pinner" and "skin of our teeth" in answer.direct.text
+
+
+def test_quotations_by_a_speaker_across_the_archive(real_assistant):
+    said = real_assistant.quotes(speaker="Lavrov", about="Ukraine", k=50)
+    assert said and all(q.speaker == "Sergei Lavrov" for q in said)
+    for q in said:
+        c = q.citation
+        assert real_assistant.article_text(c.article_id)[c.char_start : c.char_end].strip() == q.text
+    assert len({q.text for q in said}) == len(said)  # the same words are shown once
+    assert real_assistant.quotes(speaker="Nobody Atall") == []
+    with pytest.raises(AssistantError, match="--speaker"):
+        real_assistant.quotes()
 
 
 def test_papa_goodbye_scene_is_one_hit_citing_both_articles(real_assistant):

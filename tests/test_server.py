@@ -28,9 +28,9 @@ def _cli_json(index):
     return json.loads(out.stdout)
 
 
-def _post(url, body, headers=None):
+def _post(url, body, headers=None, path="/api/search"):
     req = urllib.request.Request(
-        url + "/api/search",
+        url + path,
         data=json.dumps(body).encode(),
         headers={"content-type": "application/json", **(headers or {})},
     )
@@ -77,7 +77,8 @@ def _mcp_call(url, headers=None):
 def test_mcp_tool_lists_and_answers(server):
     url, index = server
     tools, res = _mcp_call(url)
-    assert [t.name for t in tools] == ["search"] and "question" in json.dumps(tools[0].inputSchema)
+    assert sorted(t.name for t in tools) == ["quotes", "search"]
+    assert "question" in json.dumps(next(t for t in tools if t.name == "search").inputSchema)
     assert json.loads(res.content[0].text) == _cli_json(index)
 
 
@@ -155,3 +156,28 @@ def test_every_face_gives_the_embedded_answers_from_postgres(real_index, pg_url,
         assert json.loads(result)["passages"] == expected
         _, res = _mcp_call(url)
         assert json.loads(res.content[0].text)["passages"] == expected
+
+
+def test_quotes_by_a_speaker_are_the_same_over_http_gradio_client_and_the_cli(server):
+    from gradio_client import Client
+
+    url, index = server
+    out = subprocess.run(
+        [sys.executable, "-m", "assistant", "quotes", "--speaker", "Lavrov", "--about", "Ukraine", "--k", "4"]
+        + ["--json", "--index-dir", str(index)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    cli = json.loads(out.stdout)
+    assert cli["quotes"] and all(q["speaker"] == "Sergei Lavrov" for q in cli["quotes"])
+    first = cli["quotes"][0]
+    article = _post(url, {"question": "What did Lavrov say?", "k": 1})["passages"][0]["citations"][0]
+    assert first["citation"]["title"] == article["title"]
+    assert _post(url, {"speaker": "Lavrov", "about": "Ukraine", "k": 4}, path="/api/quotes") == cli
+    result = Client(url + "/", verbose=False).predict(speaker="Lavrov", about="Ukraine", k=4, api_name="/quotes")
+    assert json.loads(result) == cli
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _post(url, {"k": 4}, path="/api/quotes")  # neither a speaker nor a topic
+    assert e.value.code == 400
