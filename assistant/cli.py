@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
         "(e.g. ASSISTANT_INDEX_BACKEND=postgres ASSISTANT_INDEX_URL=postgresql://... for a shared index).",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    only = argparse.ArgumentParser(add_help=False)
+    only.add_argument("--source", action="append", help="only articles from this source (repeatable)")
+    only.add_argument("--article", action="append", help="only this article id (repeatable)")
 
     s = sub.add_parser(
         "index",
@@ -65,11 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         ("ask", 5, "answer a question with cited passages"),
         ("search", 10, "list the passages that match a question, with scores"),
     ):
-        s = sub.add_parser(name, parents=[common], help=text)
+        s = sub.add_parser(name, parents=[common, only], help=text)
         s.add_argument("question", help="the question, in plain English")
         s.add_argument("--k", type=int, default=k, help=f"number of passages (default {k})")
-        s.add_argument("--source", action="append", help="only articles from this source (repeatable)")
-        s.add_argument("--article", action="append", help="only this article id (repeatable)")
         s.add_argument(
             "--after",
             action="append",
@@ -81,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "quotes",
-        parents=[common],
+        parents=[common, only],
         help="every quotation by a speaker across the archive, ranked by relevance to a topic",
         description="Quotations found at indexing, with their speakers: all of a person's (--speaker), ranked "
         "by relevance to --about (newest first without it), or anyone's on a topic (--about alone). The same "
@@ -90,8 +91,6 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--speaker", metavar="NAME", help="whose quotations: a name as articles give it ('Zelensky')")
     s.add_argument("--about", metavar="TEXT", help="what about: ranks the quotations by relevance to it")
     s.add_argument("--k", type=int, default=20, help="at most this many quotations (default 20)")
-    s.add_argument("--source", action="append", help="only articles from this source (repeatable)")
-    s.add_argument("--article", action="append", help="only this article id (repeatable)")
     s.add_argument("--json", action="store_true", help="print JSON")
 
     s = sub.add_parser(
