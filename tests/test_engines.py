@@ -166,11 +166,39 @@ def test_both_engines_give_the_same_numbers_and_answers(tmp_path, seeds_copy, pg
         for t in stats_e:
             assert stats_e[t][1] == stats_p[t][1] and stats_e[t][0] == pytest.approx(stats_p[t][0], rel=1e-9)
 
-        def shown(a: Assistant, question: str = q) -> list[tuple[str, int, int, float]]:
-            return [(h.citations[0].article_id, h.citations[0].char_start, h.citations[0].char_end, round(h.score, 4))
-                    for h in a.search(question, k=8)]  # fmt: skip
+        def shown(a: Assistant, question: str = q) -> list[tuple]:
+            return [(h.citations[0].article_id, h.citations[0].char_start, h.citations[0].char_end, round(h.score, 4),
+                     h.quotes) for h in a.search(question, k=8)]  # fmt: skip
 
         assert shown(embedded) == shown(postgres)
+
+
+def test_a_postgres_index_analysed_by_an_earlier_version_answers_the_same_and_is_analysed_when_next_written(
+    tmp_path, seeds_copy, pg_url
+):
+    import psycopg
+
+    a = _assistant(("postgres", pg_url), tmp_path / "index")
+    a.add([seeds_copy])
+    before = {q: a.search(q, k=8) for q in QUESTIONS}
+    assert any(h.quotes for hits in before.values() for h in hits)
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # as version 1 left it: no quotations stored
+        conn.execute("UPDATE na_meta SET value = '1' WHERE key = 'analysis'")
+        conn.execute("UPDATE na_passages SET analysis = NULL")
+    old = _assistant(("postgres", pg_url), tmp_path / "index")
+    assert {q: old.search(q, k=8) for q in QUESTIONS} == before  # quotations worked out from the articles
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "ferry.txt").write_text("Ferry strike\n\n'We will not sail,' the union's Ann Lee said on Monday.")
+    old.add([extra])
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT value FROM na_meta WHERE key = 'analysis'").fetchone()[0] == 2
+        assert conn.execute("SELECT count(*) FROM na_passages WHERE analysis IS NULL").fetchone()[0] == 0
+    stored = {h.passage_id: h.quotes for q in QUESTIONS for h in old.search(q, k=8)}  # the new article moved scores
+    worked_out = {h.passage_id: h.quotes for hits in before.values() for h in hits}
+    assert all(stored[p] == worked_out[p] for p in stored.keys() & worked_out.keys()) and stored.keys() & worked_out
+    ferry = old.search("Who said they will not sail?", k=3)
+    assert ferry[0].quotes and ferry[0].quotes[0].speaker == "Ann Lee"
 
 
 def test_the_hnsw_index_answers_as_the_scan_does_on_a_small_index(backend, tmp_path, seeds_copy):

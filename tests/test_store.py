@@ -5,6 +5,7 @@ import sqlite3
 import pytest
 
 from assistant import Assistant
+from assistant.highlight import ANALYSIS_VERSION
 from assistant.types import AssistantError
 
 from .conftest import settings_for
@@ -179,7 +180,7 @@ def test_an_index_from_before_stored_analysis_is_searched_the_same_and_analysed_
     before = {q: fake_assistant.search(q, k=10) for q in questions}
     d = fake_assistant.folder
     manifest = json.loads((d / "manifest.json").read_text())
-    assert manifest.pop("analysis") == 1
+    assert manifest.pop("analysis") == ANALYSIS_VERSION
     manifest.pop("files")  # an index from before checksums were kept has none
     (d / "manifest.json").write_text(json.dumps(manifest))
     db = sqlite3.connect(d / manifest["generation"] / "index.sqlite")
@@ -194,7 +195,7 @@ def test_an_index_from_before_stored_analysis_is_searched_the_same_and_analysed_
     (extra / "ferry.txt").write_text("Ferry strike\n\nThe island ferry crews walked out on Monday over pay.")
     old.add([extra])
     snap = old.view.snap
-    assert snap.analysed and snap.manifest["analysis"] == 1
+    assert snap.analysed and snap.manifest["analysis"] == ANALYSIS_VERSION
     assert snap.db.execute("SELECT count(*) FROM passages WHERE analysis IS NULL").fetchone()[0] == 0
     stored = {q: old.search(q, k=10) for q in questions}
     snap.analysed = False

@@ -103,3 +103,24 @@ def check_counts(conn: Any, full: bool) -> str | None:
         "ON c.term = t.term WHERE t.df IS DISTINCT FROM c.n"
     ).fetchone()[0]
     return f"{wrong} terms' document frequencies disagree with the postings" if wrong else None
+
+
+def reanalyse(conn: Any) -> None:
+    """Store every passage's `analyse` output again, its quotations found over its article (an index analysed by
+    an earlier version), in the writer's transaction; then the meta says this version's."""
+    from psycopg.types.json import Jsonb
+
+    from ..highlight import ANALYSIS_VERSION
+
+    with conn.cursor(name="na_reanalyse") as articles:  # server-side: an archive's articles are not all in memory
+        articles.execute("SELECT id, text FROM na_articles")
+        for article_id, text in articles:
+            quotes = find_quotes(text)
+            rows = conn.execute(
+                "SELECT id, char_start, char_end, text FROM na_passages WHERE article_id = %s", (article_id,)
+            ).fetchall()
+            conn.cursor().executemany(
+                "UPDATE na_passages SET analysis = %s WHERE article_id = %s AND id = %s",
+                [(analyse(t, passage_quotes(quotes, s, e)), article_id, pid) for pid, s, e, t in rows],
+            )
+    conn.execute("UPDATE na_meta SET value = %s WHERE key = 'analysis'", (Jsonb(ANALYSIS_VERSION),))

@@ -165,12 +165,14 @@ class PostgresEngine:
 
     def commit(self, latest: PostgresView | None, change: Any, exact_max: int, neighbors: int) -> dict[str, Any]:
         """Apply the change in the writer's transaction; it commits when `writing` ends."""
-        from .pg_write import apply_change
+        from .pg_write import apply_change, reanalyse
 
         conn = self._tx.conn
         try:
             if latest is None:
                 _create(conn, change.meta, neighbors)
+            elif latest.meta.get("analysis") != ANALYSIS_VERSION:
+                reanalyse(conn)  # analysed by an earlier version: once, with this write
             apply_change(conn, change, change.meta["chunking"].get("with_title", False))
             meta = self._state(conn)
         except AssistantError:
