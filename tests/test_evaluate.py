@@ -63,3 +63,29 @@ def test_bbc_question_set_is_sound():
     for q in questions:
         for article, phrase in q.gold:
             assert normalise(phrase) in texts[article], (q.question, article, phrase)
+
+
+def test_confidence_is_counted_and_halves_are_read():
+    import dataclasses
+
+    from assistant.evaluate import Question
+
+    weak = dataclasses.replace(_hit("b", 0, 5), confidence="weak")
+    results = {"told nothing": [], "weakly": [weak], "off strong": [_hit("b", 0, 5)], "off weak": [weak], "off": []}
+    gold = (("a", "already complicit"),)
+    qs = [Question("told nothing", gold), Question("weakly", gold)]
+    qs += [Question(q, ()) for q in ("off strong", "off weak", "off")]
+    r = evaluate(lambda q: results[q.question], TEXTS.__getitem__, qs)
+    assert (r.told_nothing, r.strong_off_topic, r.abstained) == (1, 1, pytest.approx(1 / 3))
+    assert any("found weak passages: off weak" in m for m in r.misses)
+    assert "told nothing  1 of 2 answerable questions" in r.lines()
+
+
+def test_the_question_sets_are_split_in_halves_once_at_random():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "eval"
+    for name in ("seeds", "bbc", "followups", "seeds-new", "bbc-new"):
+        qs = load_questions(root / f"{name}.jsonl")
+        tune = [q for q in qs if q.split == "tune"]
+        assert len(tune) == len(qs) // 2 and all(q.split in ("tune", "held") for q in qs), name
