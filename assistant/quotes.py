@@ -19,7 +19,8 @@ VERBS = (
     r"believes|predicted|predicts|maintained|maintains|acknowledged|recalled|joked|complained|cautioned|observed|"
     r"pointed out|went on|added that|was quoted as saying|is quoted as saying|reportedly said|revealed|reveals|"
     r"vowed|promised|accused|denied|alleged|boasted|conceded|concluded|countered|estimated|forecast|hit back|"
-    r"described|called|branded|dismissed"
+    r"described|called|branded|dismissed|dubbed|labelled|ruled|saying|adding|insisting|warning|arguing|"
+    r"claiming|noting|explaining"
 )
 _VERB = re.compile(rf"(?<![\w-])(?:{VERBS})\b(?!\s+by\b)")  # not "so-called", not "announced by" (a passive)
 # Words allowed between a speaker and the speech verb ("Zelensky also told", "Lavrov later said").
@@ -30,7 +31,7 @@ _BETWEEN = (
 _NAMED = r"[A-Z][\w'’.\-]*(?:\s+(?:de |van |von |da |al |bin |der |la |le |du )?[A-Z][\w'’.\-]*)*"
 _SPEAKER = r"((?:[\w'’.\-]+\s+){0,7}?[\w'’.\-]+)"
 _AFTER = re.compile(
-    rf"^[\s,]*(?:(?:said|says|added|asked|continued|according to)\s+({_NAMED}|(?:the|a|an|one)\s+[a-z]+(?:\s+[a-z]+)?)|"
+    rf"^[\s,]*(?:(?:{VERBS}|according to)\s+({_NAMED}|(?:the|a|an|one)\s+[a-z]+(?:\s+[a-z]+)?)|"
     rf"{_SPEAKER}{_BETWEEN}\s+(?:{VERBS})\b)"
 )
 _ACCORDING = re.compile(r"according to\s+([^,]{2,60}),\s*$", re.IGNORECASE)
@@ -146,30 +147,31 @@ def find_quotes(text: str) -> list[Quote]:
             inside.append(directs[di])
             di += 1
         long_inside = [d for d in inside if _words(text[d[0] : d[1]]) >= MIN_WORDS]
-        if not long_inside:
-            reported = _reported(text, ss, se, cast)
-            if reported is not None:
+        found = _reported(text, ss, se, cast)
+        if long_inside and found is not None:  # 'X said his plan struck "a balance ..."': reported, quoting
+            first = found[0] if isinstance(found, tuple) else found
+            found = found if first.start < long_inside[0][2] and first.end >= long_inside[-1][3] - 1 else None
+        if found is not None:
+            parts = found if isinstance(found, tuple) else (found,)
+            for reported in parts:
                 quotes.append(reported)
                 for d in inside:  # quoted words inside the reported clause are the same speaker's
                     if reported.start <= d[0] and d[1] <= reported.end:
                         quotes.append(Quote(d[0], d[1], reported.speaker, "direct"))
-                last_speaker, last_end = reported.speaker, reported.end
-                continue
+            reported = parts[-1]
+            last_speaker, last_end = reported.speaker, reported.end
+            continue
         sentence_speaker = ""
         for s, e, o, c in inside:
             after = text[c : min(len(text), c + 120)].split("\n")[0]
             line_start = text.rfind("\n", 0, o) + 1
             before = text[max(line_start, ss, o - 160) : o]
-            ended = text[e - 1 : s + len(text[s:c])].rstrip("'\"’”»").strip()[-1:] in {
-                ",",
-                ".",
-                "!",
-                "?",
-                "…",
-                "-",
-                "—",
-            }
-            phrase = _attribution(after, before, text[ss:o], ended or after.lstrip()[:1] == ",")
+            last = text[s:c].rstrip("'\"’”» ").strip()[-1:]
+            nxt = after.lstrip()[:1]
+            # "...," he said / "...!" she shouted / "..." - said Smith: the words after name the speaker; after a
+            # full stop a capital opens the next sentence ("... player." Coria conceded ...), not an attribution
+            ended = last in {",", "-", "—", "–"} or nxt == "," or (last in {".", "!", "?", "…"} and nxt.islower())
+            phrase = _attribution(after, before, text[ss:o], ended)
             if phrase is not None:
                 speaker = cast.resolve(phrase)
             elif sentence_speaker:
@@ -240,6 +242,8 @@ def _lead(text: str) -> str:
         named = [w for w in taken if w[:1].isupper() and fold(w) not in NOT_NAMES]
         if named and fold(words[0]) not in NOT_NAMES - {"the"}:
             return " ".join(taken)
+        if fold(words[0]) in {"he", "she"}:
+            return words[0]  # the person last named
     return ""
 
 
@@ -259,7 +263,19 @@ _CLAUSE_VERBS = re.compile(
 )
 
 
-def _reported(text: str, ss: int, se: int, cast: Cast) -> Quote | None:
+_MIDDLE = re.compile(  # "The economy had grown, he said, and was forecast to ...": words reported either side
+    rf",\s+{_SPEAKER}{_BETWEEN}\s+(?:said|says|added|insisted|argued|warned|claimed|believes|noted|stressed),\s+"
+)
+_TOLD = re.compile(  # "told MPs he had ...", "told the BBC the plan was ...": whom, then the clause
+    r"\s+(?:(?:the|a|an|his|her|their)\s+)?(?:[\w'’-]+\s+){0,2}?(?:MPs|reporters|journalists|delegates|[A-Z][\w'’-]*|"
+    r"BBC|parliament|the\s+\w+)\b(?=\s+(?:he|she|they|it|the|there|this|that|his|her|their|its|we|i|[a-z]+s)\b)"
+)
+_CLAUSE_START = re.compile(  # what may follow "said" as the start of the words reported (not "said in a statement")
+    r"\s+(?!(?:in|on|at|to|during|after|before|of|with|by|for|from|as|when|while|yesterday|today|last|on)\b)[\w£$€'‘“\"]"
+)
+
+
+def _reported(text: str, ss: int, se: int, cast: Cast) -> Quote | tuple[Quote, ...] | None:
     """Reported speech in a sentence: "X said (that) ...", "X told Y that ...", or "..., X said": the reported
     words as a quotation."""
     sentence = text[ss:se]
@@ -274,10 +290,9 @@ def _reported(text: str, ss: int, se: int, cast: Cast) -> Quote | None:
     for v in _VERB.finditer(sentence):
         rest = sentence[v.end() :]
         that = re.match(r"(?:\s+[\w'’,-]+){0,7}?\s+that\b|\s*:", rest)
-        if that is None and not (
-            _CLAUSE_VERBS.fullmatch(v.group(0))
-            and re.match(r"\s+(?:the|a|an|it|he|she|they|there|this|his|her|their|its|we|i|[A-Z0-9])", rest)
-        ):
+        if that is None:
+            that = _TOLD.match(rest) if v.group(0) in {"told", "tells"} else None
+        if that is None and not (_CLAUSE_VERBS.fullmatch(v.group(0)) and _CLAUSE_START.match(rest)):
             continue
         subject = _subject(sentence[: v.start()], sentence)
         if subject is None:
@@ -291,6 +306,14 @@ def _reported(text: str, ss: int, se: int, cast: Cast) -> Quote | None:
         if _words(text[s:e]) >= MIN_WORDS:
             return Quote(s, e, cast.resolve(subject), "reported")
         break
+    m = _MIDDLE.search(sentence)
+    if m and _plausible(m.group(1)) and _subject_like(m.group(1)) and _words(sentence[: m.start()]) >= MIN_WORDS:
+        speaker = cast.resolve(m.group(1))
+        e = se
+        while e > ss + m.end() and text[e - 1] in ".!? ":
+            e -= 1
+        second = [Quote(ss + m.end(), e, speaker, "reported")] if _words(text[ss + m.end() : e]) >= MIN_WORDS else []
+        return Quote(ss, ss + m.start(), speaker, "reported"), *second
     m = _TRAILING.search(sentence)
     if m and _plausible(m.group(1)) and _subject_like(m.group(1)):
         s, e = ss, ss + m.start()

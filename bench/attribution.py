@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -44,15 +45,15 @@ def same_speaker(found: str, gold: dict) -> bool:
 
 
 def spans(text: str, gold: list[dict]) -> list[tuple[int, int]]:
-    """Each gold quotation's span: its n-th occurrence in order (the labels follow the text)."""
+    """Each gold quotation's span: the n-th time its words stand in the text as words (not inside longer ones:
+    'weak' is not the start of 'weakness'), n counted in label order (the labels follow the text)."""
     out, seen = [], {}
     for g in gold:
-        at, k = -1, seen.get(g["text"], 0)
-        for _ in range(k + 1):
-            at = text.find(g["text"], at + 1)
-        if at < 0:
-            at = text.find(g["text"])
+        found = [m.start() for m in re.finditer(r"(?<!\w)" + re.escape(g["text"]), text)]
+        found = found or [m.start() for m in re.finditer(re.escape(g["text"]), text)]
+        k = seen.get(g["text"], 0)
         seen[g["text"]] = k + 1
+        at = found[min(k, len(found) - 1)] if found else -1
         out.append((at, at + len(g["text"])))
     return out
 
