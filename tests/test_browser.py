@@ -20,6 +20,8 @@ The harbour council of Port Ellery voted on Tuesday to pay for a new electric fe
 Residents can read the plan at <a href="javascript:window.__pwned = 3">the council site</a> before the vote.
 
 <script>alert("pwned")</script> The electric ferry will carry 300 passengers and start sailing in 2027.
+
+"The new ferry is <img src=x onerror="window.__pwned = 6"> quiet and clean," said Mayor Ann Lee.
 """
 EVIL_NAME = '<img src=x onerror="window.__pwned=4">keeper.txt'
 NAMED = """Lighthouse keeper <svg onload="window.__pwned=5"> retires
@@ -79,6 +81,9 @@ def test_example_question_citation_and_article_view(page, real_assistant):
     assert links.count() >= len(expected.passages)
     assert "[1] " + expected.passages[0].citations[0].title[:40] in links.first.inner_text()
     assert reply.locator("mark").count() >= 1 and "score" in reply.inner_text()
+    text = reply.inner_text()
+    assert text.startswith("Answer: Volodymyr Zelensky: “You are already complicit"), text[:200]
+    assert text.index("Answer:") < text.index("[1] ") < text.index("— Volodymyr Zelensky")  # answer, headline, quote
 
     quote = next(i for i, h in enumerate(expected.passages) if "You are already" in h.text)
     hit = expected.passages[quote]
@@ -126,6 +131,10 @@ def test_uploaded_hostile_article_is_indexed_and_stays_inert(page, tmp_path):
     assert "<script>window.__pwned = 1</script>" in view and 'href="javascript:' in view
     _shot(page, "hostile-article")
 
+    reply = _ask(page, "Who said the new ferry is quiet and clean?")
+    assert reply.inner_text().startswith("Answer: Ann Lee: “The new ferry is <img src=x")  # the quotation as text
+    assert "— Ann Lee" in reply.inner_text()
+
     reply = _ask(page, "How many years did the lighthouse keeper of Port Ellery work?")
     assert "41 years" in reply.inner_text() and EVIL_NAME in reply.inner_text()  # the name shown as text
     reply.locator("a[href^='#cite:']").first.click()
@@ -146,6 +155,19 @@ def test_uploaded_hostile_article_is_indexed_and_stays_inert(page, tmp_path):
     )
     for selector in hostile:
         assert page.locator(selector).count() == 0, selector
+
+
+def test_speaker_filter_lists_that_persons_quotations(page):
+    page.get_by_text("Filters").click()
+    page.locator("#filter-speaker textarea").fill("Lavrov")
+    reply = _ask(page, "Ukraine")
+    quotes = reply.locator("blockquote")
+    assert quotes.count() >= 2
+    for i in range(quotes.count()):
+        assert "Sergei Lavrov:" in quotes.nth(i).inner_text()
+    _shot(page, "speaker-filter")
+    page.locator("#filter-speaker textarea").fill("")
+    page.get_by_text("Filters").click()
 
 
 def test_article_filter_restricts_the_answer(page):
