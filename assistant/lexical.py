@@ -65,6 +65,21 @@ class LexicalIndex:
         indptr = self.bm25.scores["indptr"]
         return np.asarray(self.bm25.scores["indices"][indptr[i] : indptr[i + 1]], dtype=np.int64)
 
+    def starting_with(self, prefix: str, limit: int) -> list[str]:
+        """Up to `limit` indexed terms that begin with `prefix`, those in most passages first."""
+        import bisect
+
+        if not hasattr(self, "_sorted"):
+            self._sorted = sorted(self.bm25.vocab_dict)
+        at = bisect.bisect_left(self._sorted, prefix)
+        found = []
+        while at < len(self._sorted) and self._sorted[at].startswith(prefix):
+            found.append(self._sorted[at])
+            at += 1
+        df = np.diff(self.bm25.scores["indptr"])
+        vocab = self.bm25.vocab_dict
+        return sorted(found, key=lambda t: (-int(df[vocab[t]]) if vocab[t] < len(df) else 0, t))[:limit]
+
     @property
     def max_idf(self) -> float:
         """The IDF a term found in no passage would have."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +30,8 @@ from .speech import read as read_speech
 from .types import AssistantError, Citation, Hit, Quote
 
 __all__ = ["rank", "rank_articles", "said_first", "search", "searchable"]
+PREFIX_MIN = 5  # a word no passage holds is looked up as the start of indexed terms from this length
+PREFIX_TERMS = 3  # at most this many indexed terms stand in for it
 SAID_SHARE_WEIGHT = 0.5  # among those, a passage gains by the share of it that is the speaker's words
 _ENCODING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="encode-question")  # see `candidates`
 
@@ -59,7 +61,7 @@ def candidates(
     `encode` gives the question's vector; it runs on another thread while the engine ranks by BM25 (a database
     works on the other core meanwhile), inside the caller's read.
     """
-    words = query_terms(question)
+    words = spelled(view, query_terms(question))
     pending = _ENCODING.submit(encode)
     lexical_top = view.lexical_top(words, n, where)
     qvec = pending.result()
@@ -80,11 +82,24 @@ def _scores(pids: np.ndarray, known: Scored, score: Callable[[np.ndarray], np.nd
     return np.array([given[p] for p in pids.tolist()], dtype=np.float32)
 
 
+def spelled(view: View, words: Sequence[str]) -> list[str]:
+    """The words, each one no passage holds and of at least PREFIX_MIN letters replaced by the indexed terms it
+    begins (up to PREFIX_TERMS, the commonest): "Buryat" finds "Buryatia", "Medvedchuk's" its stem. A word no
+    indexed term begins stays, and counts as a term in no passage."""
+    out: list[str] = []
+    for w in words:
+        if len(w) >= PREFIX_MIN and view.idf(w) == 0:
+            out += view.expand(w, PREFIX_TERMS) or [w]
+        else:
+            out.append(w)
+    return list(dict.fromkeys(out))
+
+
 def coverage(view: View, question: str, articles: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """For each passage (by its article): the share of the question's IDF weight that its article contains, over
     all the question's terms and over its names and numbers only (1.0 when it has none). A term in no passage
     weighs most."""
-    everything, names = set(terms(question)), named_terms(question)
+    everything, names = set(spelled(view, terms(question))), set(spelled(view, sorted(named_terms(question))))
     stats = view.term_stats(sorted(everything | names), sorted(set(articles)))
     out = []
     for group in (everything, names):

@@ -61,6 +61,18 @@ def test_index_search_and_read_articles(backend, tmp_path, seeds_copy):
     assert a.check()["ok"] and a.check(full=True)["ok"]
 
 
+def test_a_word_no_passage_holds_is_looked_up_as_the_start_of_indexed_terms(backend, tmp_path, seeds_copy):
+    a = _assistant(backend, tmp_path / "index")
+    a.add([seeds_copy])
+    view = a.view
+    assert view.idf("buryat") == 0 and view.expand("buryat", 3) == ["buryatia"]
+    common = view.expand("mobilis", 10)
+    assert common and all(t.startswith("mobilis") for t in common)
+    assert view.expand("zzzzq", 3) == [] and view.expand("a%_", 3) == []  # LIKE's wildcards are literal
+    hits = a.search("What share of one Buryat village received call-up papers?", k=3)
+    assert any("Buryatia" in h.text for h in hits)
+
+
 def test_filters_by_id_source_and_date(backend, tmp_path):
     a = _assistant(backend, tmp_path / "index")
     a.add([_dated(tmp_path / "news")])

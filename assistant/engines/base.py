@@ -125,6 +125,9 @@ class View(Protocol):
     def idf(self, term: str) -> float:
         """A stemmed term's IDF (0 when no passage has it)."""
 
+    def expand(self, prefix: str, limit: int) -> list[str]:
+        """Up to `limit` indexed terms that begin with `prefix`, those in most passages first."""
+
     def passages(self, ids: Sequence[int]) -> dict[int, PassageRow]:
         """Passages by id."""
 

@@ -164,6 +164,10 @@ class EmbeddedView:
         """A stemmed term's IDF (0 when unknown)."""
         return self.snap.lexical.idf(term)
 
+    def expand(self, prefix: str, limit: int) -> list[str]:
+        """Indexed terms beginning with a prefix, the most common first."""
+        return self.snap.lexical.starting_with(prefix, limit)
+
     # -- rows -------------------------------------------------------------------------------------------
     def passages(self, ids: Sequence[int]) -> dict[int, PassageRow]:
         """Passages by id, from SQLite."""

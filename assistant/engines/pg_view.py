@@ -230,6 +230,15 @@ class PostgresView:
         df = self._dfs([term]).get(term)
         return float(idf(float(df), self._stats()[0])) if df else 0.0
 
+    def expand(self, prefix: str, limit: int) -> list[str]:
+        """Indexed terms beginning with a prefix, the most common first."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._rows(
+            "SELECT term FROM na_terms WHERE term LIKE %s AND df > 0 ORDER BY df DESC, term LIMIT %s",
+            (pattern, int(limit)),
+        )
+        return [r[0] for r in rows]
+
     def passages(self, ids: Sequence[int]) -> dict[int, PassageRow]:
         """Passages by id."""
         if not len(ids):
