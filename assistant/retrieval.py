@@ -134,8 +134,8 @@ def _quotes(view: View, article_id: str, start: int, end: int, stored: str | Non
 
 def said_first(question: str, hits: list[Hit]) -> list[Hit]:
     """For a question about what someone said (speech.read), the passages holding a quotation that answers it
-    come first: by the speaker asked about, on the rest of the question, and among them those where more of the
-    passage is that speaker's words; the rest keep their order."""
+    come first: by the speaker asked about, on the rest of the question; the closest match to the rest of the
+    question first, then those where more of the passage is that speaker's words; the rest keep their order."""
     asked = read_speech(question)
     if asked is None:
         return hits
@@ -144,9 +144,9 @@ def said_first(question: str, hits: list[Hit]) -> list[Hit]:
         best = max((quote_match(asked, q, h.text) for q in h.quotes), default=0.0)
         if best >= SAID_MATCH:
             said = sum(q.end - q.start for q in h.quotes if said_by(asked, q, h.text))
-            graded.append((0, -(h.score + SAID_SHARE_WEIGHT * said / max(1, len(h.text))), at))
+            graded.append((0, -round(best, 6), -(h.score + SAID_SHARE_WEIGHT * said / max(1, len(h.text))), at))
         else:
-            graded.append((1, 0.0, at))
+            graded.append((1, 0.0, 0.0, at))
     return [hits[at] for *_, at in sorted(graded)]
 
 
