@@ -61,7 +61,7 @@ def candidates(
     `encode` gives the question's vector; it runs on another thread while the engine ranks by BM25 (a database
     works on the other core meanwhile), inside the caller's read.
     """
-    words = spelled(view, query_terms(question))
+    words = spelled(view, query_terms(question), named_terms(question))
     pending = _ENCODING.submit(encode)
     lexical_top = view.lexical_top(words, n, where)
     qvec = pending.result()
@@ -82,13 +82,13 @@ def _scores(pids: np.ndarray, known: Scored, score: Callable[[np.ndarray], np.nd
     return np.array([given[p] for p in pids.tolist()], dtype=np.float32)
 
 
-def spelled(view: View, words: Sequence[str]) -> list[str]:
-    """The words, each one no passage holds and of at least PREFIX_MIN letters replaced by the indexed terms it
-    begins (up to PREFIX_TERMS, the commonest): "Buryat" finds "Buryatia", "Medvedchuk's" its stem. A word no
-    indexed term begins stays, and counts as a term in no passage."""
+def spelled(view: View, words: Sequence[str], names: set[str]) -> list[str]:
+    """The words, each name (of `names`: `analysis.named_terms`) that no passage holds and of at least PREFIX_MIN
+    letters replaced by the indexed terms it begins (up to PREFIX_TERMS, the commonest): "Buryat" finds
+    "Buryatia". Other words, and a name no indexed term begins, stay as they are (a term in no passage)."""
     out: list[str] = []
     for w in words:
-        if len(w) >= PREFIX_MIN and view.idf(w) == 0:
+        if w in names and len(w) >= PREFIX_MIN and view.idf(w) == 0:
             out += view.expand(w, PREFIX_TERMS) or [w]
         else:
             out.append(w)
@@ -99,7 +99,8 @@ def coverage(view: View, question: str, articles: list[str]) -> tuple[np.ndarray
     """For each passage (by its article): the share of the question's IDF weight that its article contains, over
     all the question's terms and over its names and numbers only (1.0 when it has none). A term in no passage
     weighs most."""
-    everything, names = set(spelled(view, terms(question))), set(spelled(view, sorted(named_terms(question))))
+    named = named_terms(question)
+    everything, names = set(spelled(view, terms(question), named)), set(spelled(view, sorted(named), named))
     stats = view.term_stats(sorted(everything | names), sorted(set(articles)))
     out = []
     for group in (everything, names):
