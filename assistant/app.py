@@ -278,8 +278,9 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
         """Find the passages of the indexed news articles that answer a question, each with its citation.
 
         Returns the JSON of `assistant ask --json`: question, query (the question as searched, made standalone
-        from `history`), found, passages with rank, text, score and citations (article_id, title, source, path,
-        char_start, char_end).
+        from `history`), found, confidence ("strong", "weak": may not answer, or "none"), answer (a direct answer
+        taken word for word from passage 1, or null), passages with rank, text, score, citations (article_id,
+        title, source, path, char_start, char_end, published) and quotes (speaker, text, start, end, kind).
 
         Args:
             question: the question, in plain English

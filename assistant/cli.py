@@ -259,6 +259,8 @@ def run(args: argparse.Namespace) -> int:
         elif args.command == "ask":
             print(render_text(answer))
         else:
+            if answer.found and answer.message:
+                print(answer.message)  # weak: these may not answer
             for i, h in enumerate(answer.passages, 1):
                 c = h.citations[0]
                 print(

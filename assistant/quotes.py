@@ -48,6 +48,8 @@ GROUPS = {
     "prosecutors", "commentators", "executives", "bosses", "fans", "locals", "unions", "leaders", "authorities",
 }  # fmt: skip
 _SOURCE_TAIL = re.compile(r"\s+(?:figures|data|statistics|estimates|reports?|statements?|survey|research)$")
+MAX_SENTENCE = 1500  # characters: a longer "sentence" is not prose, and is not read for reported speech
+NEAR = 200  # characters either side of a speech verb that its speaker is looked for in
 MIN_WORDS = 4  # a shorter quotation counts only with a speaker beside it ("'noise', he said")
 _OPEN = {"“": "”", "‘": "’", '"': '"', "'": "'", "«": "»", "„": "“"}
 _END_ALLOWED = set(" \t\n,.;:!?)]—–-…")
@@ -164,14 +166,14 @@ def find_quotes(text: str) -> list[Quote]:
         sentence_speaker = ""
         for s, e, o, c in inside:
             after = text[c : min(len(text), c + 120)].split("\n")[0]
-            line_start = text.rfind("\n", 0, o) + 1
+            line_start = text.rfind("\n", max(0, o - NEAR), o) + 1 or max(0, o - NEAR)
             before = text[max(line_start, ss, o - 160) : o]
             last = text[s:c].rstrip("'\"’”» ").strip()[-1:]
             nxt = after.lstrip()[:1]
             # "...," he said / "...!" she shouted / "..." - said Smith: the words after name the speaker; after a
             # full stop a capital opens the next sentence ("... player." Coria conceded ...), not an attribution
             ended = last in {",", "-", "—", "–"} or nxt == "," or (last in {".", "!", "?", "…"} and nxt.islower())
-            phrase = _attribution(after, before, text[ss:o], ended)
+            phrase = _attribution(after, before, text[ss : min(o, ss + NEAR)], ended)
             if phrase is not None:
                 speaker = cast.resolve(phrase)
             elif sentence_speaker:
@@ -186,7 +188,7 @@ def find_quotes(text: str) -> list[Quote]:
             quotes.append(Quote(s, e, speaker, "direct"))
             if speaker:
                 last_speaker, last_end = speaker, c
-        subject = cast.person(_lead(text[ss:se]))
+        subject = cast.person(_lead(text[ss : min(se, ss + NEAR)]))
         if subject:
             cast.last = subject  # "he" in a later sentence most often stands for this one's subject
     return [Quote(q.start, q.end, q.speaker, q.kind, tuple(cast.forms_of(q.speaker))) for q in quotes]
@@ -214,6 +216,7 @@ def _attribution(after: str, before: str, sentence_head: str, ended: bool) -> st
 def _subject(prefix: str, sentence_head: str) -> str | None:
     """Who a speech verb's subject is, from the text before the verb (its own clause), else the sentence's
     leading name ("Mr Heappey, who noted ..., told MPs" -> "Mr Heappey")."""
+    prefix, sentence_head = prefix[-NEAR:], sentence_head[:NEAR]  # a speaker stands near; garbage stays cheap
     cut = 0
     for b in _BOUNDARY.finditer(prefix):
         cut = b.end()
@@ -279,6 +282,8 @@ def _reported(text: str, ss: int, se: int, cast: Cast) -> Quote | tuple[Quote, .
     """Reported speech in a sentence: "X said (that) ...", "X told Y that ...", or "..., X said": the reported
     words as a quotation."""
     sentence = text[ss:se]
+    if len(sentence) > MAX_SENTENCE:
+        return None  # not prose (a table, a list run together): no reported speech is looked for
     according = re.match(r"according to\s+([^,]{2,60}),\s+", sentence, re.IGNORECASE)
     if according:
         e = se

@@ -106,3 +106,17 @@ def test_no_direct_answer_is_made_up():
     weak = _hit("The firm sold 1,200 cars in May.", highlight=(0, 32), confidence="weak")
     assert direct_answer("How many cars did the firm sell in May?", [weak]) is None
     assert direct_answer("How many cars?", []) is None
+
+
+def test_text_built_to_hurt_does_not_hang_the_indexer():
+    # Each of these took time quadratic in its length before speakers were looked for near their verb only
+    # (26 KB of the first: 21 s). The bound is a thousand times what they take now: a hang, not a speed target.
+    import subprocess
+    import sys
+
+    script = (
+        "from assistant.quotes import find_quotes\n"
+        "for unit in ('and said the ', 'the move showed said the ', '\"a b c d\" ', '‘a ’a ', 'Mr Smith Jones '):\n"
+        "    find_quotes(unit * 40000)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
