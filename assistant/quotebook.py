@@ -3,6 +3,7 @@ cited, the same words in several articles (another outlet's copy of a wire story
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from .types import AssistantError, Quote, Said
 MAX_ARTICLES = 400  # articles read for one call: those naming the speaker, or best matching the topic
 NAMING_PASSAGES = 4000  # passages naming the speaker that are looked at (by BM25 of the name)
 ENCODED = 300  # quotations embedded to rank them by meaning (the rest by their words alone)
+SAME_RUNS = 0.6  # share of three-word runs two quotations in different articles share to be shown as one
 MEANING_WEIGHT = 0.6  # a quotation's relevance: this much cosine to the topic, the rest the share of its words
 
 
@@ -51,25 +53,38 @@ def find_said(
         scores = _relevance(view, encoder, about, [(q, text) for _, q, text in found])
         order = sorted(range(len(found)), key=lambda i: (-scores[i], *_newest(view, found[i][0]), found[i][1].start))
         out: list[Said] = []
-        seen: dict[str, int] = {}
+        kept: list[tuple[list[str], set[tuple[str, ...]]]] = []  # each kept quotation's folded words and shingles
         for i in order:
             article_id, q, text = found[i]
             if about is not None and speaker is None and scores[i] <= 0:
                 continue  # any speaker's words, but on the topic
             words = text[q.start : q.end].strip()
-            key = " ".join(fold(words).split())[:200]
+            folded = fold(words).split()
+            runs = set(zip(folded, folded[1:], folded[2:], strict=False))
             cited = citation(view, article_id, q.start, q.end)
-            if key in seen:
-                first = out[seen[key]]
+            at = next((j for j, (w, r) in enumerate(kept) if _same(folded, runs, w, r, out[j], article_id)), None)
+            if at is not None:
+                first = out[at]
                 if all(c.article_id != article_id for c in (first.citation, *first.also_in)):
-                    out[seen[key]] = Said(first.speaker, first.text, first.kind, first.score, first.citation,
-                                          (*first.also_in, cited))  # fmt: skip
+                    out[at] = dataclasses.replace(first, also_in=(*first.also_in, cited))
                 continue
-            if len(out) == k:
-                continue
-            seen[key] = len(out)
-            out.append(Said(q.speaker, words, q.kind, float(scores[i]), cited))
+            if len(out) < k:
+                kept.append((folded, runs))
+                out.append(Said(q.speaker, words, q.kind, float(scores[i]), cited))
         return out
+
+
+def _same(words: list[str], runs: set, other: list[str], other_runs: set, kept: Said, article_id: str) -> bool:
+    """Whether a quotation is one already kept: the same words, or, in another article (another outlet's copy),
+    nearly the same (SAME_RUNS of their three-word runs shared, or the one's words inside the other's)."""
+    if words == other:
+        return True
+    if article_id == kept.citation.article_id or min(len(words), len(other)) < 6:
+        return False
+    short, long_ = (words, other) if len(words) <= len(other) else (other, words)
+    if " ".join(short) in " ".join(long_):
+        return True
+    return bool(runs and other_runs) and len(runs & other_runs) / min(len(runs), len(other_runs)) >= SAME_RUNS
 
 
 def _articles(

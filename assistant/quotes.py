@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 
 from .chunking import sentence_spans
-from .speakers import NOT_NAMES, ROLES, TITLES, Cast, fold, learn
+from .speakers import NOT_NAMES, ROLES, TITLES, Cast, fold, learn, name_in
 from .types import Quote
 
 VERBS = (
@@ -333,8 +333,8 @@ def _subject_like(phrase: str) -> bool:
     first = fold(words[0])
     if first in {"he", "she", "they", "we", "i"}:
         return len(words) == 1
-    if words[0][:1].isupper():
-        return True
+    if words[0][:1].isupper() or name_in(phrase) is not None:
+        return True  # "Lavrov", "union leader Ann Lee"
     if len(words) <= 3 and fold(words[-1]) in GROUPS:
         return True  # "analysts", "Ukrainian officials", "some economists"
     return first in {"the", "a", "an", "one", "another", "some", "many", "several", "its", "his", "her", "their"}
