@@ -118,6 +118,9 @@ def test_login_guards_every_route(real_index, tmp_path):
         with pytest.raises(urllib.error.HTTPError) as e:
             _post(url, {"question": QUESTION})
         assert e.value.code == 401
+        with pytest.raises(urllib.error.HTTPError) as e:
+            _post(url, {"speaker": "Lavrov"}, path="/api/quotes")
+        assert e.value.code == 401
         with pytest.raises(Exception):  # noqa: B017 - the MCP client wraps the 401 in its own error types
             _mcp_call(url)
         with pytest.raises(urllib.error.HTTPError) as e:  # a wrong password is no better
@@ -128,7 +131,7 @@ def test_login_guards_every_route(real_index, tmp_path):
         page = urllib.request.urlopen(urllib.request.Request(url + "/", headers=login), timeout=30).read().decode()
         assert "News assistant" in page
         tools, res = _mcp_call(url, login)
-        assert [t.name for t in tools] == ["search"] and json.loads(res.content[0].text)["found"] is True
+        assert sorted(t.name for t in tools) == ["quotes", "search"] and json.loads(res.content[0].text)["found"] is True
         from gradio_client import Client
 
         answer = Client(url + "/", headers=login, verbose=False).predict(question=QUESTION, k=3, api_name="/search")
