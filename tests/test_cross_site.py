@@ -279,7 +279,12 @@ def test_guard_refuses_cross_site_websockets_before_accepting():
 def test_foreign_host_is_refused(served):
     url, _ = served
     port = urlsplit(url).port
-    for method, path, body in (("GET", "/", None), ("POST", "/api/search", search_body("What did Lavrov say?"))):
+    quotes = json.dumps({"speaker": "Lavrov"}).encode()
+    for method, path, body in (
+        ("GET", "/", None),
+        ("POST", "/api/search", search_body("What did Lavrov say?")),
+        ("POST", "/api/quotes", quotes),
+    ):
         headers = {"Host": f"evil.test:{port}", "content-type": "application/json"}
         status, _, text = request(url, path, method, headers, body)
         assert status == 400, (path, text)
