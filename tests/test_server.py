@@ -131,7 +131,9 @@ def test_login_guards_every_route(real_index, tmp_path):
         page = urllib.request.urlopen(urllib.request.Request(url + "/", headers=login), timeout=30).read().decode()
         assert "News assistant" in page
         tools, res = _mcp_call(url, login)
-        assert sorted(t.name for t in tools) == ["quotes", "search"] and json.loads(res.content[0].text)["found"] is True
+        assert (
+            sorted(t.name for t in tools) == ["quotes", "search"] and json.loads(res.content[0].text)["found"] is True
+        )
         from gradio_client import Client
 
         answer = Client(url + "/", headers=login, verbose=False).predict(question=QUESTION, k=3, api_name="/search")
