@@ -3,6 +3,7 @@ sentence of the first passage that plainly holds what the question asks for; nev
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from .analysis import query_terms, terms
@@ -11,6 +12,8 @@ from .speech import SAID_MATCH, quote_match
 from .speech import read as read_speech
 from .types import Direct, Hit
 
+_ASKS_WHO = re.compile(r"^\W*(who|whom|whose|which)\b", re.IGNORECASE)
+_FULL_NAME = re.compile(r"\b[A-Z][a-z]+(?:[ ](?:de |van |von |al |da )?[A-Z][a-z'’-]+)+")
 SENTENCE_COVERS = 0.5  # share of the question's words a sentence must hold to be given as the answer
 
 
@@ -37,6 +40,14 @@ def direct_answer(question: str, hits: Sequence[Hit]) -> Direct | None:
     sentence = top.text[s:e]
     wanted = set(query_terms(question))
     covered = len(wanted & set(terms(sentence))) / len(wanted) if wanted else 0.0
-    if covered >= SENTENCE_COVERS and holds_asked(question, sentence):
-        return Direct(sentence, "", 1, s, e)
-    return None
+    if covered < SENTENCE_COVERS or not holds_asked(question, sentence):
+        return None
+    if _ASKS_WHO.match(question) and not _new_name(question, sentence):
+        return None  # "who" is answered by a person's full name the question does not already give
+    return Direct(sentence, "", 1, s, e)
+
+
+def _new_name(question: str, sentence: str) -> bool:
+    """Whether the sentence names someone in full (two or more capitalised words) the question does not."""
+    asked = {w.lower() for w in re.findall(r"[A-Za-z]+", question)}
+    return any(not set(re.findall(r"[a-z]+", m.group(0).lower())) & asked for m in _FULL_NAME.finditer(sentence))

@@ -120,3 +120,13 @@ def test_text_built_to_hurt_does_not_hang_the_indexer():
         "    find_quotes(unit * 40000)\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+
+
+def test_who_is_answered_only_by_a_full_name_the_question_does_not_give():
+    who = "Who won the ferry race in May?"
+    named = _hit("The ferry race in May was won by Ann Lee of Port Ellery.", highlight=(0, 56))
+    assert direct_answer(who, [named]).text.startswith("The ferry race in May was won by Ann Lee")
+    place = _hit("The ferry race in May was won by Russia.", highlight=(0, 40))
+    assert direct_answer(who, [place]) is None  # a place or a single word is not an answer to "who"
+    echo = _hit("The ferry race in May was won by Mr Putin.", highlight=(0, 42))
+    assert direct_answer("Who beat Putin in the ferry race in May?", [echo]) is None  # the question's own name
