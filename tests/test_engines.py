@@ -199,6 +199,11 @@ def test_a_postgres_index_analysed_by_an_earlier_version_answers_the_same_and_is
         conn.execute("UPDATE na_passages SET analysis = NULL")
     old = _assistant(("postgres", pg_url), tmp_path / "index")
     assert {q: old.search(q, k=8) for q in QUESTIONS} == before  # quotations worked out from the articles
+    report = old.add([seeds_copy])  # nothing new, but analysed by an earlier version: analysed again, nothing lost
+    assert report.unchanged == 5 and report.embedded == 0
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT value FROM na_meta WHERE key = 'analysis'").fetchone()[0] == 2
+    assert {q: old.search(q, k=8) for q in QUESTIONS} == before
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "ferry.txt").write_text("Ferry strike\n\n'We will not sail,' the union's Ann Lee said on Monday.")

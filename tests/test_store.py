@@ -190,6 +190,9 @@ def test_an_index_from_before_stored_analysis_is_searched_the_same_and_analysed_
     old = Assistant(fake_assistant.settings, embedder=HashEmbedder())
     assert not old.view.snap.analysed
     assert {q: old.search(q, k=10) for q in questions} == before  # read off the text instead
+    again = Assistant(fake_assistant.settings, embedder=HashEmbedder())
+    again.add([p for p in fake_assistant.view.roots()])  # nothing new: analysed again all the same
+    assert again.view.snap.analysed and {q: again.search(q, k=10) for q in questions} == before
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "ferry.txt").write_text("Ferry strike\n\nThe island ferry crews walked out on Monday over pay.")
