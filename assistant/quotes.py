@@ -81,6 +81,7 @@ def _closing(text: str, at: int, opener: str, stop: int) -> int:
 
 
 def _find_any(text: str, marks: tuple[str, ...], start: int, stop: int) -> int:
+    """Where the first of the marks stands in text[start:stop] (-1: none)."""
     found = [j for j in (text.find(m, start, stop) for m in marks) if j >= 0]
     return min(found) if found else -1
 
@@ -131,6 +132,7 @@ def _goes_on(between: str) -> bool:
 
 
 def _words(text: str) -> int:
+    """How many words a text has."""
     return len(re.findall(r"\w+", text))
 
 
