@@ -30,7 +30,7 @@ from .speech import read as read_speech
 from .types import AssistantError, Citation, Hit, Quote
 
 __all__ = ["rank", "rank_articles", "said_first", "search", "searchable"]
-PREFIX_MIN = 5  # a word no passage holds is looked up as the start of indexed terms from this length
+PREFIX_MIN = 5  # a name no passage holds is looked up as the start of indexed terms from this length
 PREFIX_TERMS = 3  # at most this many indexed terms stand in for it
 SAID_SHARE_WEIGHT = 0.5  # among those, a passage gains by the share of it that is the speaker's words
 _ENCODING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="encode-question")  # see `candidates`
