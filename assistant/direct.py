@@ -7,12 +7,11 @@ import re
 from collections.abc import Sequence
 
 from .analysis import query_terms, terms
-from .highlight import holds_asked
+from .highlight import asks_name, holds_asked
 from .speech import SAID_MATCH, quote_match
 from .speech import read as read_speech
 from .types import Direct, Hit
 
-_ASKS_WHO = re.compile(r"^\W*(who|whom|whose|which)\b", re.IGNORECASE)
 _FULL_NAME = re.compile(r"\b[A-Z][a-z]+(?:[ ](?:de |van |von |al |da )?[A-Z][a-z'’-]+)+")
 SENTENCE_COVERS = 0.5  # share of the question's words a sentence must hold to be given as the answer
 
@@ -42,7 +41,7 @@ def direct_answer(question: str, hits: Sequence[Hit]) -> Direct | None:
     covered = len(wanted & set(terms(sentence))) / len(wanted) if wanted else 0.0
     if covered < SENTENCE_COVERS or not holds_asked(question, sentence):
         return None
-    if _ASKS_WHO.match(question) and not _new_name(question, sentence):
+    if asks_name(question) and not _new_name(question, sentence):
         return None  # "who" is answered by a person's full name the question does not already give
     return Direct(sentence, "", 1, s, e)
 

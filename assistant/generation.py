@@ -15,7 +15,7 @@ import numpy as np
 
 from .checksums import describe
 from .chunking import indexed_text
-from .highlight import ANALYSIS_VERSION, analyse
+from .highlight import ANALYSIS_VERSION, analyse, analysed_otherwise
 from .lexical import LexicalIndex
 from .quotes import find_quotes, passage_quotes
 from .types import AssistantError
@@ -126,7 +126,7 @@ def _build(
         else:
             db.executescript(SCHEMA)
         with db:
-            if base is not None and base.manifest.get("analysis") != ANALYSIS_VERSION:
+            if base is not None and analysed_otherwise(base.manifest):
                 _analyse_all(db)  # an index from before passages were analysed, or analysed otherwise
             removed = _apply(db, change.remove, change.add, change.roots, change.root_of)
         meta = change.meta

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .analysis import sentence_words, stems_of, terms
 from .chunking import sentence_spans
@@ -47,6 +48,11 @@ def _read_question(question: str) -> tuple[frozenset[str], re.Pattern[str] | Non
     return frozenset(terms(question)), _answer_pattern(question), frozenset(w.lower() for w in _WORD.findall(question))
 
 
+def asks_name(question: str) -> bool:
+    """Whether a question asks for a person, team or organisation ("who", "which")."""
+    return bool(_ASKS_NAME.search(question))
+
+
 def holds_asked(question: str, sentence: str) -> bool:
     """Whether a question asks for a number, a date or a name and the sentence holds one that is not among the
     question's own words."""
@@ -57,6 +63,12 @@ def holds_asked(question: str, sentence: str) -> bool:
 Sentences = list[tuple[int, int, list[str]]]  # each sentence's span in a passage, and its terms
 # Of `analyse`'s output; an index with another is analysed again when next written (2: quotations added).
 ANALYSIS_VERSION = 2
+
+
+def analysed_otherwise(meta: Mapping[str, Any]) -> bool:
+    """Whether an index (its manifest or meta) holds passages analysed by another version than this one's: a search
+    then works the analysis out again, and the next write (even one changing no article) stores it anew."""
+    return meta.get("analysis") != ANALYSIS_VERSION
 
 
 def sentence_terms(text: str) -> Sentences:

@@ -18,7 +18,7 @@ from .config import Settings
 from .documents import Loaded, Problem, load_paths
 from .embedding import Embedder
 from .engines.base import Engine, View
-from .highlight import ANALYSIS_VERSION
+from .highlight import analysed_otherwise
 from .staging import Staging
 from .types import Article, AssistantError, Passage
 from .writer import MEANWHILE, UPLOADS, Change, Written, uploads_root, write
@@ -168,7 +168,7 @@ def update_index(
         if remove:
             existing.update(view.shas(remove))
         known_roots = set(view.roots()) if view is not None else set()
-        stale = view is not None and view.meta.get("analysis") != ANALYSIS_VERSION  # analysed by an earlier version
+        stale = view is not None and analysed_otherwise(view.meta)
         if not (todo or remove or view is None or stale or not set(loaded.roots) <= known_roots):
             report.unchanged = len(loaded.articles)
             report.articles, report.passages = view.meta["articles"], view.meta["passages"]

@@ -13,7 +13,8 @@ from .analysis import query_terms, terms
 from .config import RetrievalSettings
 from .embedding import Embedder
 from .engines.base import Filter, View
-from .quotes import article_quotes, speaker_matches
+from .highlight import shingles
+from .quotes import around, article_quotes, speaker_matches
 from .retrieval import citation, rank, rank_articles
 from .speakers import fold
 from .types import AssistantError, Quote, Said
@@ -45,7 +46,7 @@ def find_said(
     with view.reading():
         found = [
             (article_id, q, text)
-            for article_id in _articles(view, encoder, settings, speaker, about, where)
+            for article_id in _articles(view, encoder, settings, speaker, about, filters, where)
             for text in [view.article_text(article_id) or ""]
             for q in article_quotes(text)
             if (speaker_matches(speaker, q.speaker, q.forms) if speaker else bool(q.speaker))
@@ -60,7 +61,7 @@ def find_said(
                 continue  # any speaker's words, but on the topic
             words = text[q.start : q.end].strip()
             folded = fold(words).split()
-            runs = set(zip(folded, folded[1:], folded[2:], strict=False))
+            runs = shingles(folded, 3)
             cited = citation(view, article_id, q.start, q.end)
             at = next((j for j, (w, r) in enumerate(kept) if _same(folded, runs, w, r, out[j], article_id)), None)
             if at is not None:
@@ -93,6 +94,7 @@ def _articles(
     settings: RetrievalSettings,
     speaker: str | None,
     about: str | None,
+    filters: Mapping[str, Any] | None,
     where: Filter | None,
 ) -> list[str]:
     """The articles to read: those whose passages name the speaker (by BM25 of the name), and, with a topic,
@@ -100,7 +102,7 @@ def _articles(
     ids: dict[str, None] = {}
     if about is not None:
         question = f"{speaker} {about}" if speaker else about
-        ranking = rank(view, encoder, settings, question, max(settings.candidates, 200), _filters(where) or None)
+        ranking = rank(view, encoder, settings, question, max(settings.candidates, 200), filters)
         ids.update((a, None) for a, _ in rank_articles(ranking, MAX_ARTICLES // 2))
     if speaker is not None:
         named = view.lexical_top(query_terms(speaker), NAMING_PASSAGES, where)
@@ -109,22 +111,6 @@ def _articles(
                 break
             ids.setdefault(article_id, None)
     return list(ids)
-
-
-def _filters(where: Filter | None) -> Mapping[str, Any]:
-    """A parsed filter back as the plain dict `rank` takes."""
-    out: dict[str, Any] = {}
-    if where is None:
-        return out
-    if where.article_ids is not None:
-        out["article_id"] = sorted(where.article_ids)
-    if where.sources is not None:
-        out["source"] = sorted(where.sources)
-    if where.published_from:
-        out["published_from"] = where.published_from
-    if where.published_to:
-        out["published_to"] = where.published_to
-    return out
 
 
 def _relevance(view: View, encoder: Embedder, about: str | None, quotes: list[tuple[Quote, str]]) -> np.ndarray:
@@ -137,8 +123,7 @@ def _relevance(view: View, encoder: Embedder, about: str | None, quotes: list[tu
     weight = {t: view.idf(t) for t in wanted}
     total = sum(weight.values()) or 1.0
     for i, (q, text) in enumerate(quotes):
-        start = max(text.rfind(". ", 0, q.start), text.rfind("\n", 0, q.start), 0)
-        held = wanted.intersection(terms(text[start : q.end]))
+        held = wanted.intersection(terms(around(text, q)))
         scores[i] = (1 - MEANING_WEIGHT) * sum(weight[t] for t in held) / total
     best = np.argsort(-scores, kind="stable")[:ENCODED]
     vectors = encoder.encode([about] + [quotes[i][1][quotes[i][0].start : quotes[i][0].end] for i in best])

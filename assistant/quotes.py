@@ -151,12 +151,10 @@ def find_quotes(text: str) -> list[Quote]:
             inside.append(directs[di])
             di += 1
         long_inside = [d for d in inside if _words(text[d[0] : d[1]]) >= MIN_WORDS]
-        found = _reported(text, ss, se, cast)
-        if long_inside and found is not None:  # 'X said his plan struck "a balance ..."': reported, quoting
-            first = found[0] if isinstance(found, tuple) else found
-            found = found if first.start < long_inside[0][2] and first.end >= long_inside[-1][3] - 1 else None
-        if found is not None:
-            parts = found if isinstance(found, tuple) else (found,)
+        parts = _reported(text, ss, se, cast)
+        if long_inside and not (parts and parts[0].start < long_inside[0][2] <= long_inside[-1][3] - 1 <= parts[0].end):
+            parts = ()  # a long quotation stands alone, unless reported speech quotes it: 'X said it struck "a ..."'
+        if parts:
             for reported in parts:
                 quotes.append(reported)
                 for d in inside:  # quoted words inside the reported clause are the same speaker's
@@ -280,12 +278,12 @@ _CLAUSE_START = re.compile(  # what may follow "said" as the start of the words 
 )
 
 
-def _reported(text: str, ss: int, se: int, cast: Cast) -> Quote | tuple[Quote, ...] | None:
-    """Reported speech in a sentence: "X said (that) ...", "X told Y that ...", or "..., X said": the reported
-    words as a quotation."""
+def _reported(text: str, ss: int, se: int, cast: Cast) -> tuple[Quote, ...]:
+    """Reported speech in a sentence: "X said (that) ...", "X told Y that ...", "..., X said", or "...,
+    X said, ..." (two parts): the reported words as quotations (none: empty)."""
     sentence = text[ss:se]
     if len(sentence) > MAX_SENTENCE:
-        return None  # not prose (a table, a list run together): no reported speech is looked for
+        return ()  # not prose (a table, a list run together): no reported speech is looked for
     according = re.match(r"according to\s+([^,]{2,60}),\s+", sentence, re.IGNORECASE)
     if according:
         e = se
@@ -293,7 +291,7 @@ def _reported(text: str, ss: int, se: int, cast: Cast) -> Quote | tuple[Quote, .
             e -= 1
         if _words(text[ss + according.end() : e]) >= MIN_WORDS:
             who = _SOURCE_TAIL.sub("", according.group(1).strip())
-            return Quote(ss + according.end(), e, cast.resolve(who), "reported")
+            return (Quote(ss + according.end(), e, cast.resolve(who), "reported"),)
     for v in _VERB.finditer(sentence):
         rest = sentence[v.end() :]
         that = re.match(r"(?:\s+[\w'’,-]+){0,7}?\s+that\b|\s*:", rest)
@@ -311,7 +309,7 @@ def _reported(text: str, ss: int, se: int, cast: Cast) -> Quote | tuple[Quote, .
         while s < e and text[s].isspace():
             s += 1
         if _words(text[s:e]) >= MIN_WORDS:
-            return Quote(s, e, cast.resolve(subject), "reported")
+            return (Quote(s, e, cast.resolve(subject), "reported"),)
         break
     m = _MIDDLE.search(sentence)
     if m and _plausible(m.group(1)) and _subject_like(m.group(1)) and _words(sentence[: m.start()]) >= MIN_WORDS:
@@ -325,8 +323,8 @@ def _reported(text: str, ss: int, se: int, cast: Cast) -> Quote | tuple[Quote, .
     if m and _plausible(m.group(1)) and _subject_like(m.group(1)):
         s, e = ss, ss + m.start()
         if _words(text[s:e]) >= MIN_WORDS:
-            return Quote(s, e, cast.resolve(m.group(1)), "reported")
-    return None
+            return (Quote(s, e, cast.resolve(m.group(1)), "reported"),)
+    return ()
 
 
 def _subject_like(phrase: str) -> bool:
@@ -340,6 +338,13 @@ def _subject_like(phrase: str) -> bool:
     if len(words) <= 3 and fold(words[-1]) in GROUPS:
         return True  # "analysts", "Ukrainian officials", "some economists"
     return first in {"the", "a", "an", "one", "another", "some", "many", "several", "its", "his", "her", "their"}
+
+
+def around(text: str, quote: Quote, after: int = 0) -> str:
+    """A quotation with the sentence it stands in (from that sentence's start, or the line's) and `after`
+    characters past its end: where its speaker and what it is about are said."""
+    start = max(text.rfind(". ", 0, quote.start), text.rfind("\n", 0, quote.start), 0)
+    return text[start : min(len(text), quote.end + after)]
 
 
 def speaker_matches(wanted: str, speaker: str, forms: tuple[str, ...] | list[str] = ()) -> bool:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from .analysis import terms
-from .quotes import speaker_matches
+from .quotes import around, speaker_matches
 from .types import Quote
 
 _SAY = (
@@ -87,9 +87,7 @@ def quote_match(asked: SpeechQuestion, quote: Quote, passage: str) -> float:
     wanted = set(terms(asked.topic))
     if not wanted:
         return 1.0
-    start = max(passage.rfind(". ", 0, quote.start), passage.rfind("\n", 0, quote.start), 0)
-    around = set(terms(passage[start : min(len(passage), quote.end + 80)]))
-    return len(wanted & around) / len(wanted)
+    return len(wanted & set(terms(around(passage, quote, after=80)))) / len(wanted)
 
 
 def said_by(asked: SpeechQuestion, quote: Quote, passage: str) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .checksums import damaged
 from .generation import FORMAT, MANIFEST
-from .highlight import ANALYSIS_VERSION
+from .highlight import analysed_otherwise
 from .lexical import LexicalIndex
 from .lock import writer_lock
 from .types import AssistantError
@@ -215,7 +215,7 @@ class Store:
             threading.Lock(),
             None if flat is None else flat[0],
             None if flat is None else half_copy(flat[0]),
-            "analysis" in columns and manifest.get("analysis") == ANALYSIS_VERSION,
+            "analysis" in columns and not analysed_otherwise(manifest),
         )
 
     def verify(self, manifest: dict[str, Any], full: bool = False) -> str | None:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .engines.base import META_KEYS, Engine, View
-from .highlight import ANALYSIS_VERSION
+from .highlight import analysed_otherwise
 from .types import Article, AssistantError, Passage
 
 UPLOADS = "uploads"  # uploaded files' folder inside the index folder; their articles' ids start with "uploads/"
@@ -100,7 +100,7 @@ def write(
             check_meta(latest, change.meta, engine.rebuild_hint())
         result = _rebase(folder, latest, change)
         known = set(latest.roots()) if latest is not None else set()
-        current = latest is not None and latest.meta.get("analysis") == ANALYSIS_VERSION
+        current = latest is not None and not analysed_otherwise(latest.meta)
         if current and not result.added and not result.removed and set(change.roots) <= known:
             result.manifest = latest.meta
             return result

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..analysis import idf
-from ..highlight import ANALYSIS_VERSION
+from ..highlight import analysed_otherwise
 from ..types import AssistantError
 from . import pg_bm25
 from .base import Filter, PassageRow, Scored
@@ -232,12 +232,15 @@ class PostgresView:
 
     def expand(self, prefix: str, limit: int) -> list[str]:
         """Indexed terms beginning with a prefix, the most common first."""
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = self._rows(
-            "SELECT term FROM na_terms WHERE term LIKE %s AND df > 0 ORDER BY df DESC, term LIMIT %s",
-            (pattern, int(limit)),
-        )
-        return [r[0] for r in rows]
+        known = self._cache().setdefault("expand", {})  # a search asks for the same names more than once
+        if (prefix, limit) not in known:
+            pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            rows = self._rows(
+                "SELECT term FROM na_terms WHERE term LIKE %s AND df > 0 ORDER BY df DESC, term LIMIT %s",
+                (pattern, int(limit)),
+            )
+            known[prefix, limit] = [r[0] for r in rows]
+        return list(known[prefix, limit])
 
     def passages(self, ids: Sequence[int]) -> dict[int, PassageRow]:
         """Passages by id."""
@@ -250,7 +253,7 @@ class PostgresView:
         )
         articles = self._cache()["articles"]  # their articles too: a search cites them next
         articles.update((r[6], self._meta(r[6:])) for r in rows)
-        if self.meta.get("analysis") != ANALYSIS_VERSION:  # analysed otherwise: a search works it out again
+        if analysed_otherwise(self.meta):  # a search works it out again
             return {r[0]: (*r[1:5], None) for r in rows}
         return {r[0]: r[1:6] for r in rows}
 

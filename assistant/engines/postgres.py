@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..highlight import ANALYSIS_VERSION
+from ..highlight import ANALYSIS_VERSION, analysed_otherwise
 from ..types import AssistantError
 from ..vectors import EF_CONSTRUCTION  # the embedded engine's graph quality
 from .pg_connect import (
@@ -171,7 +171,7 @@ class PostgresEngine:
         try:
             if latest is None:
                 _create(conn, change.meta, neighbors)
-            elif latest.meta.get("analysis") != ANALYSIS_VERSION:
+            elif analysed_otherwise(latest.meta):
                 reanalyse(conn)  # analysed by an earlier version: once, with this write
             apply_change(conn, change, change.meta["chunking"].get("with_title", False))
             meta = self._state(conn)
