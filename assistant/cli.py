@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
         "--rebuild",
         action="store_true",
         help="build a fresh index from PATH (old one kept until done; an older ONNX export is made again)",
+    )
+    s.add_argument(
+        "--optimize",
+        action="store_true",
+        help="after indexing (or alone), merge the index's segments into one for the fastest search "
+        "(embedded engine; PostgreSQL: VACUUM ANALYZE)",
     )
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -193,6 +200,15 @@ def run(args: argparse.Namespace) -> int:
         settings = settings.replace("index", dir=args.index_dir)
     if args.command == "index":
         a = Assistant(settings)
+        if args.optimize and not args.paths and not args.rebuild:
+            started = time.perf_counter()
+            meta = a.optimize()
+            segments = len(meta.get("segments") or []) or 1
+            print(
+                f"Optimized {meta.get('articles')} articles, {meta.get('passages')} passages into {segments} "
+                f"segment(s) in {time.perf_counter() - started:.1f} s"
+            )
+            return 0
         if args.paths or args.rebuild:
             if not args.paths:
                 print("error: --rebuild needs the PATHs to read articles from", file=sys.stderr)
@@ -200,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
             report = a.add(args.paths, prune=args.prune, rebuild=args.rebuild, progress=not args.quiet)
         else:
             report = a.refresh(prune=args.prune, progress=not args.quiet)
+        if args.optimize:
+            a.optimize()
         for w in report.warnings:
             print(f"warning: {w}", file=sys.stderr)
         for s in report.skipped:

@@ -69,6 +69,7 @@ class IndexSettings(_Checked):
     read_urls: list[str] = field(default_factory=list)
     exact_max_passages: int = 100_000
     hnsw_neighbors: int = 32
+    merge_factor: int = 8
 
     RULES = {
         "dir": (_text, "must name a folder"),
@@ -80,6 +81,7 @@ class IndexSettings(_Checked):
         ),
         "exact_max_passages": (_number(0), "must be 0 or more"),
         "hnsw_neighbors": (_number(4, 256), "must be between 4 and 256"),
+        "merge_factor": (_number(2, 1000), "must be between 2 and 1000"),
     }
 
 

@@ -13,7 +13,7 @@ from .conversation import contextualize
 from .decoding import SURROGATE
 from .embedding import Embedder, load_embedder
 from .engines import Engine, View, engine_for
-from .indexer import IndexReport, check_compatible, remove_articles, update_index
+from .indexer import IndexReport, check_compatible, optimize_index, remove_articles, update_index
 from .onnx_encoder import export_in_child, exported_before_fusion
 from .quotebook import find_said
 from .retrieval import rank, rank_articles, search, searchable
@@ -149,6 +149,12 @@ class Assistant:
         if n:
             self.reload()
         return n
+
+    def optimize(self) -> dict[str, Any]:
+        """Merge the index's segments into one (PostgreSQL: VACUUM ANALYZE); searches answer meanwhile. Its meta."""
+        meta = optimize_index(self.engine, self.settings)
+        self.reload()
+        return meta
 
     def check(self, full: bool = False) -> dict[str, Any]:
         """Check the index files against their checksums (cheaply, or every byte with `full`) and that its parts

@@ -1,41 +1,37 @@
-"""Writing a generation of the embedded index: a new folder beside the old one, then the manifest switched to it."""
+"""Writing the embedded index: a new segment for what a write adds, deletion files for what it removes, merges
+on a size rule, then the manifest switched to name them all at once.
+
+A write costs what it changes: the segments already there are not copied. Nothing is removed until the new
+manifest is in place, so a kill at any moment leaves the last good state; leftovers go at the next write.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .checksums import describe
-from .chunking import indexed_text
-from .highlight import ANALYSIS_VERSION, analyse, analysed_otherwise
-from .lexical import LexicalIndex
-from .quotes import find_quotes, passage_quotes
+from .highlight import ANALYSIS_VERSION, analysed_otherwise
+from .postings import Postings
+from .segment import ARTICLE_COLUMNS, PASSAGE_COLUMNS, Segment, analyse_all, insert_articles, write_segment
 from .types import AssistantError
-from .vectors import build_vector_index
-from .vectors import kind as vector_kind
 
 if TYPE_CHECKING:
     from .store import Snapshot
     from .writer import Change
 
-FORMAT = 1
+FORMAT = 2
+READS = (1, 2)  # formats this version opens; a format-1 index is rewritten as segments by its next write
 MANIFEST = "manifest.json"
-SCHEMA = """
-CREATE TABLE articles (id TEXT PRIMARY KEY, title TEXT, text TEXT, path TEXT, source TEXT, url TEXT,
-                       published TEXT, sha TEXT, root TEXT, added REAL);
-CREATE TABLE passages (id INTEGER PRIMARY KEY, article_id TEXT NOT NULL, seq INTEGER, char_start INTEGER,
-                       char_end INTEGER, n_tokens INTEGER, text TEXT, vector BLOB, analysis TEXT);
-CREATE INDEX passages_article ON passages(article_id);
-CREATE TABLE roots (path TEXT PRIMARY KEY);
-"""
+MERGE_FACTOR = 8  # this many adjacent segments of one size class are merged into one (see merge_plan)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -57,164 +53,245 @@ def write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def write_generation(
-    index_dir: Path, base: Snapshot | None, change: Change, exact_max: int = 100_000, neighbors: int = 32
-) -> dict[str, Any]:
-    """Write a new generation (base minus `change.remove` plus `change.add`, with its roots and meta) and switch
-    to it atomically; the caller holds the writer lock.
+def merge_plan(sizes: list[int], factor: int) -> list[list[int]]:
+    """Runs of adjacent segments to merge: whenever `factor` adjacent segments are of one size class (the same
+    whole power of `factor` in passages), they become one of the next class, the newest first, until none are.
 
-    Vectors are searched exactly up to `exact_max` passages, by an HNSW graph of `neighbors` links above.
+    Each passage is then copied about once per class it climbs (log_factor of the index's growth), and at most
+    factor - 1 segments of each class are left (Lucene's log merge policy, by passages)."""
+    factor = max(2, factor)
+    runs = [[i] for i in range(len(sizes))]
+    totals = list(sizes)
+    merged = True
+    while merged:
+        merged = False
+        classes = [int(math.log(max(t, 1), factor) + 1e-9) for t in totals]
+        for j in range(len(runs) - factor, -1, -1):
+            if len(set(classes[j : j + factor])) == 1:
+                runs[j : j + factor] = [[i for run in runs[j : j + factor] for i in run]]
+                totals[j : j + factor] = [sum(totals[j : j + factor])]
+                merged = True
+                break
+    return runs
+
+
+def write_generation(
+    index_dir: Path,
+    base: Snapshot | None,
+    change: Change,
+    exact_max: int = 100_000,
+    neighbors: int = 32,
+    merge_factor: int = MERGE_FACTOR,
+    optimize: bool = False,
+) -> dict[str, Any]:
+    """Apply a change (its removals, then its additions as a new segment) to `base` and switch the manifest to the
+    result; the caller holds the writer lock. `optimize`: merge every segment into one.
+
     A failure to write (a full disk) leaves the index as it was and is one line.
     """
-    numbers = [int(p.name[4:]) for p in index_dir.glob("gen-*") if p.name[4:].isdigit()]
-    name = f"gen-{max(numbers, default=0) + 1:06d}"
-    for stale in index_dir.glob(".building-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = index_dir / f".building-{name}"
+    old = base.manifest if base is not None else {}
+    on_disk = _current(index_dir)
+    number = max(_number(old.get("generation")), _number(on_disk.get("generation"))) + 1
+    _collect(index_dir, old)
+    made: list[Path] = []
     try:
-        vector_kind_, n_articles, n_passages, files = _build(tmp, base, change, exact_max, neighbors)
-        os.rename(tmp, index_dir / name)
-        _fsync_dir(index_dir)
-        manifest = {
-            "format": FORMAT,
-            "generation": name,
-            **change.meta,
-            "analysis": ANALYSIS_VERSION,
-            "vectors": vector_kind_,
-            "articles": n_articles,
-            "passages": n_passages,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "files": files,
-        }
-        write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
+        first_segment = max(old.get("next_segment", 1), on_disk.get("next_segment", 1))
+        manifest = _write(
+            index_dir, base, change, (number, first_segment), made, exact_max, neighbors, merge_factor, optimize
+        )
+        write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
     except (OSError, sqlite3.Error, RuntimeError, MemoryError) as e:
-        # A full disk, a folder that cannot be written: the manifest still names the last good generation.
-        shutil.rmtree(tmp, ignore_errors=True)
-        if (index_dir / name).exists() and _current(index_dir) != name:
-            shutil.rmtree(index_dir / name, ignore_errors=True)
+        # A full disk, a folder that cannot be written: the manifest still names the last good state.
+        if _number(_current(index_dir).get("generation")) != number:
+            for path in made:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         reason = getattr(e, "strerror", None) or (str(e).splitlines() or [type(e).__name__])[0]
         raise AssistantError(
-            f"could not write a new generation of the index in {index_dir}/ ({reason}); the index is as it was: "
+            f"could not write to the index in {index_dir}/ ({reason}); the index is as it was: "
             "free some space (or fix the folder) and run the same command again"
         ) from None
-    for old in index_dir.glob("gen-*"):
-        if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
+    _collect(index_dir, manifest)
     return manifest
 
 
-def _current(index_dir: Path) -> str | None:
-    """The generation the manifest names now, or None when it cannot be read."""
+def _write(
+    index_dir: Path,
+    base: Snapshot | None,
+    change: Change,
+    numbers: tuple[int, int],
+    made: list[Path],
+    exact_max: int,
+    neighbors: int,
+    merge_factor: int,
+    optimize: bool,
+) -> dict[str, Any]:
+    """Write the new files (recording each in `made`) and return the manifest naming them."""
+    old = base.manifest if base is not None else {}
+    with_title = bool(change.meta["chunking"].get("with_title", False))
+    entries = [] if base is None else [dict(s.info) for s in base.segments]
+    next_id = old.get("next_id") or (max((int(s.ids[-1]) + 1 for s in base.segments if len(s.ids)), default=1)
+                                     if base is not None else 1)  # fmt: skip
+    number, next_segment = numbers
+    gone = set(change.remove) | {a.id for a, _, _ in change.add}
+    if base is not None and gone:
+        for seg, entry in zip(base.segments, entries, strict=True):
+            held = sorted(a for a in gone.intersection(seg.article_set()) if a not in seg.deleted)
+            if held:
+                entry["deleted"] = _delete(seg, held, number, made)
+    if change.add:
+        name = f"seg-{next_segment:06d}"
+        next_segment += 1
+        now, first = time.time(), next_id
+        dim = int(change.meta["dimension"])
+        vectors = np.concatenate([np.asarray(v, np.float32).reshape(len(ps), dim) for _, ps, v in change.add])
+
+        def fill(db: sqlite3.Connection) -> None:
+            insert_articles(db, change.add, first, change.root_of, now)
+
+        entry = _build(index_dir, name, made, fill, vectors, None, with_title, exact_max, neighbors)
+        next_id += entry["passages"]
+        entries.append(entry)
+    stale = base is not None and (analysed_otherwise(old) or old.get("format") != FORMAT)
+    if stale or optimize:
+        runs = [list(range(len(entries)))] if entries else []
+    else:
+        runs = merge_plan([_live(e) for e in entries], merge_factor)
+    if any(len(r) > 1 or (stale or optimize) and (_live(entries[r[0]]) != entries[r[0]]["passages"] or stale)
+           for r in runs):  # fmt: skip
+        merged = []
+        for run in runs:
+            needs = len(run) > 1 or stale or _live(entries[run[0]]) != entries[run[0]]["passages"]
+            if not needs:
+                merged.append(entries[run[0]])
+                continue
+            name = f"seg-{next_segment:06d}"
+            next_segment += 1
+            merged.append(_merge(index_dir, name, [entries[i] for i in run], made, with_title, exact_max, neighbors,
+                                 stale))  # fmt: skip
+        entries = [e for e in merged if e["passages"]]
+    roots = sorted(set(old.get("roots") or (base.roots() if base is not None else [])) | set(change.roots))
+    if change.fresh:
+        roots = sorted(set(change.roots))
+    kinds = sorted({e["vectors"] for e in entries}) or ["flat"]
+    return {
+        "format": FORMAT,
+        "generation": f"gen-{number:06d}",
+        **change.meta,
+        "analysis": ANALYSIS_VERSION,
+        "vectors": kinds[-1] if len(kinds) == 1 else "+".join(kinds),
+        "articles": sum(e["articles"] - (e.get("deleted") or {}).get("articles", 0) for e in entries),
+        "passages": sum(_live(e) for e in entries),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "next_id": next_id,
+        "next_segment": next_segment,
+        "roots": roots,
+        "segments": entries,
+    }
+
+
+def _live(entry: dict[str, Any]) -> int:
+    """Passages of a segment that are not deleted."""
+    return entry["passages"] - (entry.get("deleted") or {}).get("passages", 0)
+
+
+def _delete(seg: Segment, held: list[str], number: int, made: list[Path]) -> dict[str, Any]:
+    """A segment's new deletion file: the articles deleted before plus `held`, with their passage ids."""
+    articles = sorted(seg.deleted | set(held))
+    codes = {a: i for i, a in enumerate(seg.article_ids)}
+    wanted = np.array([codes[a] for a in articles], dtype=np.int64)
+    passages = np.asarray(seg.ids)[np.isin(np.asarray(seg.row_article), wanted)]
+    path = seg.folder / f"del-{number:06d}.json"
+    data = json.dumps({"articles": articles, "passages": passages.tolist()}).encode("utf-8")
+    made.append(path)
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return {"file": path.name, "articles": len(articles), "passages": len(passages),
+            "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
+
+
+def _build(index_dir: Path, name: str, made: list[Path], fill: Any, vectors: np.ndarray, postings: Postings | None,
+           with_title: bool, exact_max: int, neighbors: int, graph: Any = None) -> dict[str, Any]:  # fmt: skip
+    """Write a segment in a hidden folder, then rename it into place; its manifest entry."""
+    tmp = index_dir / f".building-{name}"
+    made += [tmp, index_dir / name]
+    entry = write_segment(tmp, fill, vectors, postings, with_title, exact_max, neighbors, graph)
+    os.rename(tmp, index_dir / name)
+    _fsync_dir(index_dir)
+    return {"name": name, **entry}
+
+
+def _merge(index_dir: Path, name: str, sources: list[dict[str, Any]], made: list[Path], with_title: bool,
+           exact_max: int, neighbors: int, reanalyse: bool) -> dict[str, Any]:  # fmt: skip
+    """One segment holding the live rows of adjacent segments (in order), analysed again when `reanalyse`."""
+    segs = [Segment(index_dir / e["name"], e, with_title, search=False) for e in sources]
     try:
-        return json.loads((index_dir / MANIFEST).read_text(encoding="utf-8")).get("generation")
-    except (OSError, ValueError, AttributeError):
-        return None
+        keeps = [s.live if s.live is not None else np.ones(len(s.ids), bool) for s in segs]
+        postings = Postings.merge([(s.postings, k) for s, k in zip(segs, keeps, strict=True)])
 
+        def fill(db: sqlite3.Connection) -> None:
+            db.execute("CREATE TEMP TABLE gone (id TEXT PRIMARY KEY)")
+            for s in segs:
+                db.execute("DELETE FROM temp.gone")  # each source's own deleted articles (one may be back in another)
+                db.executemany("INSERT OR IGNORE INTO gone VALUES (?)", [(a,) for a in s.deleted])
+                db.commit()
+                db.execute("ATTACH DATABASE ? AS src", (str(s.folder / "index.sqlite"),))
+                cols = {r[1] for r in db.execute("PRAGMA src.table_info(passages)")}
+                chosen = PASSAGE_COLUMNS if "analysis" in cols else PASSAGE_COLUMNS.replace("analysis", "NULL")
+                db.execute(f"INSERT INTO articles SELECT {ARTICLE_COLUMNS} FROM src.articles "
+                           "WHERE id NOT IN (SELECT id FROM temp.gone)")  # fmt: skip
+                db.execute(f"INSERT INTO passages SELECT {chosen} FROM src.passages "
+                           "WHERE article_id NOT IN (SELECT id FROM temp.gone) ORDER BY id")  # fmt: skip
+                db.commit()
+                db.execute("DETACH DATABASE src")
+            if reanalyse:
+                analyse_all(db)
 
-def _build(
-    tmp: Path, base: Snapshot | None, change: Change, exact_max: int, neighbors: int
-) -> tuple[str, int, int, dict[str, Any]]:
-    """Write a generation's files into `tmp`: (vector index kind, articles, passages, file checksums)."""
-    import faiss
-
-    tmp.mkdir()
-    db = sqlite3.connect(tmp / "index.sqlite")
-    try:
-        if base is not None:
-            with base.lock:
-                base.db.backup(db)
-        else:
-            db.executescript(SCHEMA)
-        with db:
-            if base is not None and analysed_otherwise(base.manifest):
-                _analyse_all(db)  # an index from before passages were analysed, or analysed otherwise
-            removed = _apply(db, change.remove, change.add, change.roots, change.root_of)
-        meta = change.meta
-        ids, vecs, texts = _all_passages(db, meta["dimension"], meta["chunking"].get("with_title", False))
-        n_articles = db.execute("SELECT count(*) FROM articles").fetchone()[0]
+        vectors = np.concatenate([np.asarray(s.matrix)[k] for s, k in zip(segs, keeps, strict=True)])
+        first = segs[0]
+        whole = first.graph is not None and first.live is None and not first.info.get("legacy")
+        graph = first.folder / "graph.faiss" if whole else None
+        return _build(index_dir, name, made, fill, vectors, postings, with_title, exact_max, neighbors, graph)
     finally:
-        db.close()
-    added = sum(len(passages) for _, passages, _ in change.add)
-    reuse = base.vectors if base is not None and removed == 0 else None
-    index = build_vector_index(vecs, ids, exact_max, neighbors, reuse, added)
-    faiss.write_index(index, str(tmp / "vectors.faiss"))
-    LexicalIndex.build(texts, ids).save(tmp / "bm25")
-    for f in tmp.rglob("*"):
-        if f.is_file():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-    _fsync_dir(tmp)
-    return vector_kind(index), int(n_articles), int(len(ids)), describe(tmp)
+        for s in segs:
+            s.close()
 
 
-def _apply(
-    db: sqlite3.Connection, remove: Sequence[str], add: Sequence[Any], roots: Sequence[str], root_of: dict[str, str]
-) -> int:
-    """Delete the removed and replaced articles, insert the added ones; returns how many passages went."""
-    gone = list(remove) + [a.id for a, _, _ in add]
-    removed = 0
-    for i in range(0, len(gone), 500):
-        part = gone[i : i + 500]
-        marks = ",".join("?" * len(part))
-        removed += db.execute(f"DELETE FROM passages WHERE article_id IN ({marks})", part).rowcount
-        db.execute(f"DELETE FROM articles WHERE id IN ({marks})", part)
-    now = time.time()
-    for art, passages, vectors in add:
-        quotes = find_quotes(art.text)
-        db.execute(
-            "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                art.id,
-                art.title,
-                art.text,
-                art.path,
-                art.source,
-                art.url,
-                art.published,
-                art.sha,
-                root_of.get(art.id, ""),
-                now,
-            ),
-        )
-        db.executemany(
-            "INSERT INTO passages (article_id, seq, char_start, char_end, n_tokens, text, vector, analysis) "
-            "VALUES (?,?,?,?,?,?,?,?)",
-            [
-                (
-                    p.article_id,
-                    p.seq,
-                    p.char_start,
-                    p.char_end,
-                    p.n_tokens,
-                    p.text,
-                    v.tobytes(),
-                    analyse(p.text, passage_quotes(quotes, p.char_start, p.char_end)),
-                )
-                for p, v in zip(passages, vectors, strict=True)
-            ],
-        )
-    db.executemany("INSERT OR IGNORE INTO roots VALUES (?)", [(r,) for r in roots])
-    return removed
+def _number(generation: Any) -> int:
+    """The counter in a generation's name ('gen-000012' -> 12; 0 when none)."""
+    text = str(generation or "")[4:]
+    return int(text) if text.isdigit() else 0
 
 
-def _analyse_all(db: sqlite3.Connection) -> None:
-    """Store every passage's `analyse` output, its quotations found over its article (adding the column to an index
-    from before it)."""
-    if "analysis" not in {r[1] for r in db.execute("PRAGMA table_info(passages)")}:
-        db.execute("ALTER TABLE passages ADD COLUMN analysis TEXT")
-    for article_id, text in db.execute("SELECT id, text FROM articles").fetchall():
-        quotes = find_quotes(text)
-        rows = db.execute("SELECT id, char_start, char_end, text FROM passages WHERE article_id = ?", (article_id,))
-        db.executemany(
-            "UPDATE passages SET analysis = ? WHERE id = ?",
-            [(analyse(t, passage_quotes(quotes, s, e)), pid) for pid, s, e, t in rows.fetchall()],
-        )
+def _current(index_dir: Path) -> dict[str, Any]:
+    """The manifest now in place ({} when it cannot be read)."""
+    try:
+        data = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
-def _all_passages(db: sqlite3.Connection, dim: int, with_title: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    rows = db.execute(
-        "SELECT p.id, p.vector, a.title, p.text FROM passages p JOIN articles a ON a.id = p.article_id ORDER BY p.id"
-    ).fetchall()
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-    return ids, np.ascontiguousarray(vecs), [indexed_text(r[2], r[3], with_title) for r in rows]
+def _collect(index_dir: Path, manifest: dict[str, Any]) -> None:
+    """Remove what the manifest in place does not name: old segments and generations, deletion files, leftovers of
+    a write that was stopped. Only a writer (holding the lock) calls this; a reader that loses a file re-opens."""
+    current = _current(index_dir)
+    if current.get("generation") != manifest.get("generation") and manifest:
+        return  # someone else's state is in place: leave it alone
+    if not current:
+        named = set()
+    elif current.get("format") == 1:
+        named = {current.get("generation")}
+    else:
+        named = {s["name"] for s in current.get("segments", [])}
+    for path in index_dir.glob(".building-*"):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in list(index_dir.glob("seg-*")) + list(index_dir.glob("gen-*")):
+        if path.name not in named and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+    for seg in current.get("segments", []) if current.get("format") == FORMAT else []:
+        keep = (seg.get("deleted") or {}).get("file")
+        for f in (index_dir / seg["name"]).glob("del-*.json"):
+            if f.name != keep:
+                f.unlink(missing_ok=True)

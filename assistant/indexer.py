@@ -284,6 +284,13 @@ def _vector_settings(settings: Settings) -> tuple[int, int]:
     return settings.index.exact_max_passages, settings.index.hnsw_neighbors
 
 
+def optimize_index(engine: Engine, settings: Settings) -> dict[str, Any]:
+    """Compact the index for search (see Engine.optimize); the state's meta after."""
+    if not engine.exists():
+        engine.open()  # "no index in ...; build one with ..."
+    return engine.optimize(*_vector_settings(settings))
+
+
 def remove_articles(
     engine: Engine, folder: Path, settings: Settings, article_ids: Sequence[str], base: View | None = None
 ) -> int:

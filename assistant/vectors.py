@@ -109,7 +109,8 @@ def search_params(index: Any, selector: Any, ef_search: int) -> Any:
     """Search parameters: the id filter, and for a graph how many nodes to visit (recall against speed)."""
     import faiss
 
-    if is_exact(index):
+    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+    if isinstance(inner, faiss.IndexFlat):
         return faiss.SearchParameters(sel=selector) if selector is not None else None
     params = faiss.SearchParametersHNSW()
     params.efSearch = ef_search

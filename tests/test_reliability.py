@@ -6,7 +6,6 @@ import os
 import random
 import shutil
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from assistant import Assistant
 from assistant.documents import load_paths
 
 from .conftest import ROOT, SEEDS, SHARED, bbc_sample, cli, multipart, running_server, upload
+from .layout import biggest, leftovers, live_passages
 
 pytestmark = pytest.mark.integration
 QUESTION = "What did Zelensky say to Russians?"
@@ -155,17 +155,13 @@ def test_an_oversized_file_is_refused_without_being_read(tmp_path):
 def _content(index_dir):
     """What an index holds, loaded the way every command loads it: articles with hashes, passages with text."""
     a = Assistant.load(index_dir=index_dir)
-    snap = a.view.snap
-    with snap.lock:
-        passages = snap.db.execute(
-            "SELECT article_id, char_start, char_end, text FROM passages ORDER BY article_id, char_start"
-        ).fetchall()
-    return sorted(snap.article_shas().items()), passages, a
+    return sorted(a.view.snap.article_shas().items()), live_passages(index_dir), a
 
 
-def test_sigkill_at_random_moments_leaves_the_old_or_the_new_index(tmp_path, real_index):
+@pytest.mark.parametrize("segments", ["one segment", "six segments"])
+def test_sigkill_at_random_moments_leaves_the_old_or_the_new_index(tmp_path, real_index, real_segmented, segments):
     base = tmp_path / "base"
-    shutil.copytree(real_index, base)
+    shutil.copytree(real_index if segments == "one segment" else real_segmented, base)
     corpus = tmp_path / "corpus"
     shutil.copytree(SEEDS, corpus)
     edited = sorted(corpus.iterdir())[0]
@@ -211,7 +207,7 @@ def test_sigkill_at_random_moments_leaves_the_old_or_the_new_index(tmp_path, rea
     out = cli("index", corpus, "--index-dir", index, "--quiet")
     assert out.returncode == 0, out.stderr
     assert _content(index)[:2] == after
-    assert len(list(index.glob("gen-*"))) == 1 and not list(index.glob(".building-*"))
+    assert not leftovers(index)
     assert not (index / "staging.sqlite").exists()
 
 
@@ -219,32 +215,38 @@ def test_sigkill_at_random_moments_leaves_the_old_or_the_new_index(tmp_path, rea
 
 
 def _damage(index, how):
-    gen = index / json.loads((index / "manifest.json").read_text())["generation"]
     manifest = json.loads((index / "manifest.json").read_text())
-    if how == "faiss truncated":
-        data = (gen / "vectors.faiss").read_bytes()
-        (gen / "vectors.faiss").write_bytes(data[: len(data) // 3])
+    seg = biggest(index)
+    if how == "vectors truncated":
+        data = (seg / "vectors.npy").read_bytes()
+        (seg / "vectors.npy").write_bytes(data[: len(data) // 3])
     elif how == "sqlite damaged":
-        with open(gen / "index.sqlite", "r+b") as f:
+        with open(seg / "index.sqlite", "r+b") as f:
             f.seek(0)
             f.write(b"\x00" * 100)  # the header: no longer a database
     elif how == "manifest missing":
         (index / "manifest.json").unlink()
     elif how == "manifest edited":
-        (index / "manifest.json").write_text(json.dumps({**manifest, "generation": "gen-999999"}))
+        manifest["segments"][0]["name"] = "seg-999999"
+        (index / "manifest.json").write_text(json.dumps(manifest))
     elif how == "manifest not json":
         (index / "manifest.json").write_text(json.dumps(manifest)[:40])
-    elif how == "vector count":
-        import faiss
+    elif how == "vector count":  # one vector fewer than passages, written as the manifest says
+        import numpy as np
 
-        vectors = faiss.read_index(str(gen / "vectors.faiss"))
-        first = int(faiss.vector_to_array(vectors.id_map)[0])
-        assert vectors.remove_ids(faiss.IDSelectorRange(first, first + 1)) == 1  # one vector fewer than passages
-        faiss.write_index(vectors, str(gen / "vectors.faiss"))
-    elif how == "bm25 missing":
-        shutil.rmtree(gen / "bm25")
+        from assistant.checksums import describe
+
+        np.save(seg / "vectors.npy", np.load(seg / "vectors.npy")[1:])
+        entry = next(s for s in manifest["segments"] if s["name"] == seg.name)
+        entry["files"] = describe(seg)
+        (index / "manifest.json").write_text(json.dumps(manifest))
+    elif how == "postings missing":
+        (seg / "rows.npy").unlink()
+    elif how == "deletion file gone":
+        entry = next(s for s in manifest["segments"] if s.get("deleted"))
+        (index / entry["name"] / entry["deleted"]["file"]).unlink()
     elif how.endswith("5% garbage"):  # same size, so only the checksum can tell
-        path = gen / ("vectors.faiss" if how.startswith("faiss") else "bm25/indices.csc.index.npy")
+        path = seg / ("vectors.npy" if how.startswith("vectors") else "rows.npy")
         data = bytearray(path.read_bytes())
         n = len(data) // 20
         data[len(data) // 3 : len(data) // 3 + n] = random.Random(5).randbytes(n)
@@ -252,22 +254,25 @@ def _damage(index, how):
 
 
 DAMAGES = [
-    "faiss truncated",
+    "vectors truncated",
     "sqlite damaged",
     "manifest missing",
     "manifest edited",
     "manifest not json",
     "vector count",
-    "bm25 missing",
-    "faiss 5% garbage",
-    "bm25 indices 5% garbage",
+    "postings missing",
+    "vectors 5% garbage",
+    "postings 5% garbage",
+    "deletion file gone",
 ]
 
 
 @pytest.mark.parametrize("how", DAMAGES)
-def test_damage_is_one_line_on_load_and_rebuild_recovers(tmp_path, real_index, how):
+def test_damage_is_one_line_on_load_and_rebuild_recovers(tmp_path, real_index, real_segmented, how):
     index = tmp_path / "index"
-    shutil.copytree(real_index, index)
+    # damage to a many-segment index (the largest segment) is told the same way as to a one-segment one
+    shutil.copytree(real_segmented if how in ("deletion file gone", "postings missing", "vectors 5% garbage")
+                    or how.startswith("manifest") else real_index, index)  # fmt: skip
     _damage(index, how)
     out = cli("ask", QUESTION, "--index-dir", index)
     assert out.returncode == 1
@@ -333,9 +338,7 @@ will teach 120 children from the outer islands and moor at a different island ea
 def _generation_passages(index):
     """The current generation's name and its passages as {(article_id, start, end): text}."""
     gen = json.loads((index / "manifest.json").read_text())["generation"]
-    with sqlite3.connect(f"file:{index / gen / 'index.sqlite'}?mode=ro", uri=True) as db:
-        rows = db.execute("SELECT article_id, char_start, char_end, text FROM passages").fetchall()
-    return gen, {(a, s, e): t for a, s, e, t in rows}
+    return gen, {(a, s, e): t for a, s, e, t in live_passages(index)}
 
 
 def _post_json(url, path, body, timeout=120):
@@ -357,9 +360,9 @@ def _gradio_search(url, question, k):
     return json.loads(json.loads(data)[0])
 
 
-def test_32_clients_for_a_minute_with_an_upload_between(tmp_path, real_index):
+def test_32_clients_for_a_minute_with_an_upload_between(tmp_path, real_segmented):
     index = tmp_path / "index"
-    shutil.copytree(real_index, index)
+    shutil.copytree(real_segmented, index)  # many segments, one with a deletion file
     generations = dict([_generation_passages(index)])
     questions = [json.loads(line)["question"] for line in (ROOT / "eval" / "seeds.jsonl").read_text().splitlines()]
     floating = "Where does the floating school of Port Ellery moor?"

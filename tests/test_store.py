@@ -1,5 +1,4 @@
 import json
-import shutil
 import sqlite3
 
 import pytest
@@ -10,6 +9,7 @@ from assistant.types import AssistantError
 
 from .conftest import settings_for
 from .fakes import HashEmbedder
+from .layout import biggest
 
 
 def test_reindex_unchanged_embeds_nothing_and_edit_reembeds_one(fake_assistant, seeds_copy):
@@ -23,7 +23,7 @@ def test_reindex_unchanged_embeds_nothing_and_edit_reembeds_one(fake_assistant, 
     target.write_text(target.read_text() + "\n\nA new closing paragraph about Dagestan protests.")
     report = fake_assistant.add([seeds_copy])
     assert (report.changed, report.unchanged) == (1, 4)
-    n_passages = len(fake_assistant.engine.open().snap.lexical.ids)
+    n_passages = fake_assistant.engine.open().snap.count
     assert 0 < report.embedded < n_passages
     assert fake_assistant.view.meta["generation"] != gen
     assert "closing paragraph about Dagestan" in fake_assistant.article_text("002_a1b23aa4f37148f7.txt")
@@ -56,20 +56,20 @@ def test_missing_index_says_how_to_build(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "damage", ["manifest_gone", "manifest_garbage", "faiss_truncated", "sqlite_garbage", "format", "count"]
+    "damage", ["manifest_gone", "manifest_garbage", "vectors_truncated", "sqlite_garbage", "format", "count"]
 )
 def test_damaged_index_is_detected_with_one_line(fake_assistant, damage):
     d = fake_assistant.folder
-    gen = d / fake_assistant.view.meta["generation"]
+    gen = biggest(d)
     fake_assistant.reload()
     m = json.loads((d / "manifest.json").read_text())
     if damage == "manifest_gone":
         (d / "manifest.json").unlink()
     elif damage == "manifest_garbage":
         (d / "manifest.json").write_text("{not json")
-    elif damage == "faiss_truncated":
-        data = (gen / "vectors.faiss").read_bytes()
-        (gen / "vectors.faiss").write_bytes(data[: len(data) // 2])
+    elif damage == "vectors_truncated":
+        data = (gen / "vectors.npy").read_bytes()
+        (gen / "vectors.npy").write_bytes(data[: len(data) // 2])
     elif damage == "sqlite_garbage":
         (gen / "index.sqlite").write_bytes(b"garbage" * 100)
     elif damage == "format":
@@ -83,9 +83,9 @@ def test_damaged_index_is_detected_with_one_line(fake_assistant, damage):
 
 def test_rebuild_recovers_a_damaged_index(fake_assistant, seeds_copy):
     d = fake_assistant.folder
-    gen = d / fake_assistant.view.meta["generation"]
+    gen = biggest(d)
     fake_assistant.reload()
-    shutil.rmtree(gen / "bm25")
+    (gen / "rows.npy").unlink()
     with pytest.raises(AssistantError):
         _reopen(d)
     a = Assistant(settings_for(d, min_score=0.05), embedder=HashEmbedder())
@@ -155,8 +155,11 @@ def test_large_index_uses_a_graph_that_finds_the_exact_top(tmp_path, seeds_copy)
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "new.txt").write_text("Harvest report\n\nFarmers in Kent brought in a record apple harvest this year.")
-    graph.add([extra])
-    assert graph.view.meta["vectors"] == "hnsw32"
+    graph.add([extra])  # a small segment beside the graph
+    assert graph.view.meta["vectors"] == "flat+hnsw32"
+    assert graph.search("record apple harvest in Kent")[0].citations[0].article_id == "new.txt"
+    graph.optimize()  # one segment again: the graph extended by the new passages, not built again
+    assert graph.view.meta["vectors"] == "hnsw32" and len(graph.view.meta["segments"]) == 1
     assert graph.search("record apple harvest in Kent")[0].citations[0].article_id == "new.txt"
 
 
@@ -181,9 +184,10 @@ def test_an_index_from_before_stored_analysis_is_searched_the_same_and_analysed_
     d = fake_assistant.folder
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest.pop("analysis") == ANALYSIS_VERSION
-    manifest.pop("files")  # an index from before checksums were kept has none
+    for seg in manifest["segments"]:
+        seg.pop("files")  # an index from before checksums were kept has none
     (d / "manifest.json").write_text(json.dumps(manifest))
-    db = sqlite3.connect(d / manifest["generation"] / "index.sqlite")
+    db = sqlite3.connect(d / manifest["segments"][0]["name"] / "index.sqlite")
     db.execute("ALTER TABLE passages DROP COLUMN analysis")  # as an index written before it was stored
     db.commit()
     db.close()
@@ -199,7 +203,7 @@ def test_an_index_from_before_stored_analysis_is_searched_the_same_and_analysed_
     old.add([extra])
     snap = old.view.snap
     assert snap.analysed and snap.manifest["analysis"] == ANALYSIS_VERSION
-    assert snap.db.execute("SELECT count(*) FROM passages WHERE analysis IS NULL").fetchone()[0] == 0
+    assert all(not seg.query("SELECT count(*) FROM passages WHERE analysis IS NULL")[0][0] for seg in snap.segments)
     stored = {q: old.search(q, k=10) for q in questions}
     snap.analysed = False
     assert {q: old.search(q, k=10) for q in questions} == stored

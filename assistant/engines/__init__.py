@@ -21,4 +21,4 @@ def engine_for(settings: IndexSettings) -> Engine:
         return PostgresEngine(settings.url, settings.read_urls, settings.exact_max_passages, settings.hnsw_neighbors)
     from .embedded import EmbeddedEngine
 
-    return EmbeddedEngine(settings.dir)
+    return EmbeddedEngine(settings.dir, settings.merge_factor)

@@ -183,6 +183,10 @@ class Engine(Protocol):
         """Under the writer lock: apply a change (writer.Change, already rebased) on `latest` atomically; the new
         state's meta. A failure is one line and leaves the previous state."""
 
+    def optimize(self, exact_max: int, neighbors: int) -> dict[str, Any]:
+        """Compact the index for search (the embedded engine: every segment merged into one, deleted passages
+        dropped); readers keep answering meanwhile. The state's meta after."""
+
     def check(self, full: bool = False) -> dict[str, Any]:
         """Check the index's integrity; a one-line error naming what is wrong, else a summary."""
 

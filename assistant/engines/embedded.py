@@ -1,4 +1,4 @@
-"""The embedded engine: generations of SQLite, FAISS and bm25s files in a folder (store.py), behind the contract."""
+"""The embedded engine: segments of SQLite, vectors and BM25 postings in a folder (store.py), behind the contract."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ..generation import write_generation
+from ..analysis import idf
+from ..generation import FORMAT, MERGE_FACTOR, write_generation
+from ..highlight import analysed_otherwise
+from ..segment import Segment
 from ..store import Snapshot, Store, rebuild_hint
 from ..vectors import HALF_ERROR, dot_rows, scan, search_params
 from .base import Filter, PassageRow, Scored
@@ -19,44 +22,49 @@ FILTERED_EXACT_MAX = 50_000  # filtered searches of a graph over at most this ma
 
 
 class EmbeddedView:
-    """One loaded generation: FAISS for cosines, bm25s for BM25, SQLite for passages and articles."""
+    """One loaded state: per segment FAISS or a matrix for cosines, postings for BM25, SQLite for passages and
+    articles; results merged over segments as one index of every live passage would give them."""
 
     def __init__(self, snap: Snapshot) -> None:
-        """Wrap a loaded generation."""
+        """Wrap a loaded state."""
         self.snap = snap
         self.generation: str = snap.manifest["generation"]
         self.meta: dict[str, Any] = snap.manifest
         self.location = f"{snap.index_dir}/"
-        self._position = {a: i for i, a in enumerate(snap.article_ids)}
-        self._memo = threading.local()  # the last full score array per thread: top-k and scores-for-ids share it
+        self._memo = threading.local()  # the last full score arrays per thread: top-k and scores-for-ids share them
+        self._df: dict[str, int] = {}
+        self._norms: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
         self.stamp: Any = None  # the manifest file's identity when opened (EmbeddedEngine.changed)
 
     def reading(self) -> contextlib.AbstractContextManager[None]:
-        """Nothing to do: a loaded generation never changes."""
+        """Nothing to do: a loaded state never changes."""
         return contextlib.nullcontext()
 
-    # -- filters and rows -------------------------------------------------------------------------------
-    def _row_mask(self, where: Filter | None) -> np.ndarray | None:
-        """Which rows (passages in id order) a filter admits; None for all."""
+    # -- filters and merging ----------------------------------------------------------------------------
+    def _allowed(self, where: Filter | None) -> list[np.ndarray | None]:
+        """Per segment, the rows that are live and that a filter admits (None: every row)."""
         if where is None:
-            return None
-        snap = self.snap
-        allowed = [i for i, a in enumerate(snap.article_ids) if where.admits(a, snap.articles[a])]
-        return np.isin(snap.row_article, np.array(allowed, dtype=np.int64))
+            return [seg.live for seg in self.snap.segments]
+        meta = self.snap.all_meta()
+        out = []
+        for seg in self.snap.segments:
+            codes = [i for i, a in enumerate(seg.article_ids) if a in meta and where.admits(a, meta[a])]
+            out.append(seg.mask(np.isin(np.asarray(seg.row_article), np.array(codes, dtype=np.int64))))
+        return out
 
-    def _rows(self, ids: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.snap.lexical.ids, ids)
+    def _merged(self, parts: list[tuple[Segment, np.ndarray, np.ndarray]], k: int) -> Scored:
+        """The k best of each segment's (rows, scores), best first; ties in passage id order."""
+        parts = [(seg, rows, scores) for seg, rows, scores in parts if len(rows)]
+        if not parts:
+            return Scored.empty()
+        ids = np.concatenate([np.asarray(seg.ids)[np.sort(rows)] for seg, rows, _ in parts])
+        scores = np.concatenate([scores[np.argsort(rows)] for _, rows, scores in parts]).astype(np.float32)
+        arts = [seg.article_ids[c] for seg, rows, _ in parts for c in np.asarray(seg.row_article)[np.sort(rows)]]
+        order = np.argsort(-scores, kind="stable")[:k]
+        return Scored(ids[order], [arts[i] for i in order], scores[order])
 
-    def _articles_of(self, rows: np.ndarray) -> list[str]:
-        article_ids = self.snap.article_ids
-        return [article_ids[i] for i in self.snap.row_article[rows]]
-
-    def _scored(self, rows: np.ndarray, scores: np.ndarray) -> Scored:
-        order = np.argsort(-scores, kind="stable")
-        rows, scores = rows[order], scores[order]
-        return Scored(self.snap.lexical.ids[rows], self._articles_of(rows), scores.astype(np.float32))
-
-    def _memoized(self, key: tuple, compute: Any) -> np.ndarray:
+    def _memoized(self, key: tuple, compute: Any) -> Any:
         memo = getattr(self._memo, "value", None)
         if memo is None or memo[0] != key:
             memo = (key, compute())
@@ -64,122 +72,122 @@ class EmbeddedView:
         return memo[1]
 
     # -- dense ------------------------------------------------------------------------------------------
-    def _all_cosines(self, qvec: np.ndarray) -> np.ndarray:
-        return self._memoized(("dense", qvec.tobytes()), lambda: dot_rows(self.snap.flat, qvec))
-
-    def _half_top(self, qvec: np.ndarray, k: int) -> np.ndarray | None:
-        """Rows of the k best cosines of an exact index, found by scanning its 16-bit copy for 2k and scoring
-        those exactly; None when that cannot be sure of them (a row left out might be within HALF_ERROR)."""
-        snap = self.snap
-        if snap.half is None or 2 * k >= len(snap.flat):
-            return None
-        near, rows = scan(snap.half, qvec, 2 * k)
-        exact = dot_rows(snap.flat[rows], qvec)
-        best = np.argpartition(-exact, k - 1)[:k]
-        if near[-1] + HALF_ERROR >= exact[best].min():
-            return None
-        return rows[best]
-
     def dense_top(self, qvec: np.ndarray, k: int, where: Filter | None, ef_search: int) -> Scored:
-        """The k passages with the highest cosine: exact (a 16-bit scan first) or by the HNSW graph."""
-        import faiss
-
-        snap = self.snap
-        total = len(snap.lexical.ids)
-        mask = self._row_mask(where)
-        k = min(k, total)
-        if k == 0 or (mask is not None and not mask.any()):
-            return Scored.empty()
-        if snap.flat is not None:
-            if mask is None and (rows := self._half_top(qvec, k)) is not None:
-                return self._scored(rows, dot_rows(snap.flat[rows], qvec))
-            sims = self._all_cosines(qvec)
-            if mask is not None:
-                sims = np.where(mask, sims, -np.inf)
-            rows = np.argpartition(-sims, k - 1)[:k] if k < total else np.arange(total)
-            rows = rows[np.isfinite(sims[rows])]
-            return self._scored(rows, sims[rows])
-        if mask is not None and mask.sum() <= FILTERED_EXACT_MAX:
-            # A graph visits few of a small allowed set: score those passages exactly instead.
-            rows = np.flatnonzero(mask)
-            sims = dot_rows(snap.vectors.reconstruct_batch(snap.lexical.ids[rows]), qvec)
-            best = np.argsort(-sims)[:k]
-            return self._scored(rows[best], sims[best])
-        selector = None if mask is None else faiss.IDSelectorBatch(snap.lexical.ids[mask])
-        sims, ids = scan(snap.vectors, qvec, k, search_params(snap.vectors, selector, ef_search))
-        keep = ids >= 0
-        return self._scored(self._rows(ids[keep]), sims[keep])
+        """The k passages with the highest cosine: exact in matrix segments (a 16-bit scan first), by the HNSW
+        graph in graph segments."""
+        parts = []
+        for seg, mask in zip(self.snap.segments, self._allowed(where), strict=True):
+            rows, sims = _dense_segment(seg, qvec, k, mask, ef_search)
+            parts.append((seg, rows, sims))
+        return self._merged(parts, k)
 
     def dense_scores(self, qvec: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """The cosine of each given passage (read off the exact matrix, or rebuilt from the graph's vectors)."""
-        snap = self.snap
-        if not len(ids):
-            return np.zeros(0, np.float32)
-        if snap.flat is not None:
-            memo = getattr(self._memo, "value", None)
-            if memo is not None and memo[0] == ("dense", qvec.tobytes()):
-                return memo[1][self._rows(ids)].astype(np.float32)
-            return dot_rows(snap.flat[self._rows(ids)], qvec).astype(np.float32)
-        return dot_rows(snap.vectors.reconstruct_batch(ids), qvec).astype(np.float32)
+        """The cosine of each given passage."""
+        out = np.zeros(len(ids), np.float32)
+        for seg, at, rows in self.snap.locate(ids):
+            out[at] = dot_rows(np.asarray(seg.matrix[np.sort(rows)])[np.argsort(np.argsort(rows))], qvec)
+        return out
 
     # -- lexical ----------------------------------------------------------------------------------------
-    def _bm25(self, terms: Sequence[str], mask: np.ndarray | None) -> np.ndarray:
-        key = ("bm25", tuple(terms), None if mask is None else mask.tobytes())
-        weights = None if mask is None else mask.astype(np.float32)
-        return self._memoized(key, lambda: self.snap.lexical.scores(terms, weights))
+    def _df_of(self, term: str) -> int:
+        """How many live passages hold a term."""
+        with self._lock:
+            if term not in self._df:
+                n = 0
+                for seg in self.snap.segments:
+                    rows, _ = seg.postings.holding(term)
+                    n += int(seg.live[rows].sum()) if seg.live is not None else len(rows)
+                self._df[term] = n
+            return self._df[term]
+
+    def _weighted(self, terms: Sequence[str]) -> list[tuple[str, float]]:
+        n = self.snap.count
+        return [(t, float(idf(df, n))) for t in terms if (df := self._df_of(t))]
+
+    def _bm25(self, terms: Sequence[str]) -> list[np.ndarray]:
+        """Every row's BM25 score, per segment (deleted rows too; callers mask them)."""
+
+        def compute() -> list[np.ndarray]:
+            weighted = self._weighted(terms)
+            out = []
+            for i, seg in enumerate(self.snap.segments):
+                scores = np.zeros(len(seg.ids), np.float32)
+                if weighted:
+                    with self._lock:
+                        if i not in self._norms:
+                            self._norms[i] = seg.postings.norms(self.snap.avg_length)
+                    seg.postings.scores(weighted, self._norms[i], scores)
+                out.append(scores)
+            return out
+
+        return self._memoized(("bm25", tuple(terms)), compute)
 
     def lexical_top(self, terms: Sequence[str], k: int, where: Filter | None) -> Scored:
-        """The k passages with the highest BM25 score above 0 (bm25s over every row)."""
-        total = len(self.snap.lexical.ids)
-        mask = self._row_mask(where)
-        if not total or not terms or (mask is not None and not mask.any()):
+        """The k passages with the highest BM25 score above 0."""
+        if not self.snap.count or not terms:
             return Scored.empty()
-        scores = self._bm25(terms, mask)
-        k = min(k, total)
-        rows = np.argpartition(-scores, k - 1)[:k] if k < total else np.arange(total)
-        rows = rows[scores[rows] > 0]
-        return self._scored(rows, scores[rows])
+        parts = []
+        for seg, scores, mask in zip(self.snap.segments, self._bm25(terms), self._allowed(where), strict=True):
+            if mask is not None:
+                scores = np.where(mask, scores, 0)
+            kk = min(k, len(scores))
+            rows = np.argpartition(-scores, kk - 1)[:kk] if kk < len(scores) else np.arange(len(scores))
+            rows = rows[scores[rows] > 0]
+            parts.append((seg, rows, scores[rows]))
+        return self._merged(parts, k)
 
     def lexical_scores(self, terms: Sequence[str], ids: np.ndarray) -> np.ndarray:
         """The BM25 score of each given passage."""
+        out = np.zeros(len(ids), np.float32)
         if not len(ids) or not terms:
-            return np.zeros(len(ids), np.float32)
-        return self._bm25(terms, None)[self._rows(ids)].astype(np.float32)
+            return out
+        per_segment = dict(zip(map(id, self.snap.segments), self._bm25(terms), strict=True))
+        for seg, at, rows in self.snap.locate(ids):
+            out[at] = per_segment[id(seg)][rows]
+        return out
 
     def term_stats(self, terms: Sequence[str], article_ids: Sequence[str]) -> dict[str, tuple[float, set[str]]]:
-        """Each term's IDF and which of the given articles hold it (read off the BM25 postings)."""
-        lex, snap = self.snap.lexical, self.snap
-        wanted = {self._position[a] for a in article_ids if a in self._position}
+        """Each term's IDF and which of the given articles hold it (read off the postings)."""
+        n = self.snap.count
+        wanted = set(article_ids)
         out = {}
         for t in terms:
-            rows = lex.rows_with(t)
-            if not len(rows):
-                out[t] = (lex.max_idf, set())
+            df = self._df_of(t)
+            if not df:
+                out[t] = (float(idf(0.0, n)), set())
                 continue
-            held = set(np.unique(snap.row_article[rows]).tolist()) & wanted
-            out[t] = (lex.idf(t), {snap.article_ids[i] for i in held})
+            held: set[str] = set()
+            for seg in self.snap.segments:
+                rows, _ = seg.postings.holding(t)
+                if seg.live is not None:
+                    rows = rows[seg.live[rows]]
+                held.update(seg.article_ids[c] for c in np.unique(np.asarray(seg.row_article)[rows]))
+            out[t] = (float(idf(df, n)), held & wanted)
         return out
 
     def idf(self, term: str) -> float:
-        """A stemmed term's IDF (0 when unknown)."""
-        return self.snap.lexical.idf(term)
+        """A stemmed term's IDF (0 when no live passage holds it)."""
+        df = self._df_of(term)
+        return float(idf(df, self.snap.count)) if df else 0.0
 
     def expand(self, prefix: str, limit: int) -> list[str]:
         """Indexed terms beginning with a prefix, the most common first."""
-        return self.snap.lexical.starting_with(prefix, limit)
+        found = {t for seg in self.snap.segments for t in seg.postings.starting_with(prefix)}
+        counted = [(t, self._df_of(t)) for t in found]
+        return [t for t, df in sorted(counted, key=lambda x: (-x[1], x[0])) if df][:limit]
 
     # -- rows -------------------------------------------------------------------------------------------
     def passages(self, ids: Sequence[int]) -> dict[int, PassageRow]:
-        """Passages by id, from SQLite."""
+        """Passages by id, from the segments' SQLite."""
         return self.snap.passages(ids)
 
     def article(self, article_id: str) -> dict[str, Any] | None:
         """An article's metadata."""
-        return self.snap.articles.get(article_id)
+        return self.snap.article_meta(article_id)
 
     def articles(self) -> list[dict[str, Any]]:
         """Every article's id and metadata."""
-        return [{"id": a, **self.snap.articles[a]} for a in self.snap.article_ids]
+        return [{"id": a, **m} for a, m in self.snap.all_meta().items()]
 
     def article_text(self, article_id: str) -> str | None:
         """An article's cleaned text."""
@@ -204,19 +212,68 @@ class EmbeddedView:
     def paths_in_use(self, paths: Sequence[str], besides: Sequence[str]) -> set[str]:
         """Which of these paths an article other than `besides` comes from."""
         skip, wanted = set(besides), set(paths)
-        return {m.get("path") for a, m in self.snap.articles.items() if a not in skip and m.get("path") in wanted}
+        return {m.get("path") for a, m in self.snap.all_meta().items() if a not in skip and m.get("path") in wanted}
 
     def close(self) -> None:
-        """Close the generation's database."""
+        """Close the segments' databases."""
         self.snap.close()
+
+
+def _half_top(seg: Segment, qvec: np.ndarray, k: int) -> np.ndarray | None:
+    """Rows of the k best cosines of a matrix segment, found by scanning its 16-bit copy for 2k and scoring those
+    exactly; None when that cannot be sure of them (a row left out might be within HALF_ERROR)."""
+    if seg.half is None or 2 * k >= len(seg.ids):
+        return None
+    near, rows = scan(seg.half, qvec, 2 * k)
+    exact = dot_rows(np.asarray(seg.matrix[np.sort(rows)]), qvec)
+    rows = np.sort(rows)
+    best = np.argpartition(-exact, k - 1)[:k]
+    if near[-1] + HALF_ERROR >= exact[best].min():
+        return None
+    return rows[best]
+
+
+def _dense_segment(
+    seg: Segment, qvec: np.ndarray, k: int, mask: np.ndarray | None, ef_search: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One segment's k best (rows, cosines) among the rows `mask` allows (None: all)."""
+    import faiss
+
+    total = len(seg.ids)
+    k = min(k, total)
+    if k == 0 or (mask is not None and not mask.any()):
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    if seg.graph is None:
+        if mask is None and (rows := _half_top(seg, qvec, k)) is not None:
+            return rows, dot_rows(np.asarray(seg.matrix[rows]), qvec)
+        sims = dot_rows(np.asarray(seg.matrix), qvec)
+        if mask is not None:
+            sims = np.where(mask, sims, -np.inf)
+        rows = np.argpartition(-sims, k - 1)[:k] if k < total else np.arange(total)
+        rows = rows[np.isfinite(sims[rows])]
+        return rows, sims[rows]
+    if mask is not None and mask.sum() <= FILTERED_EXACT_MAX:
+        # A graph visits few of a small allowed set: score those passages exactly instead.
+        rows = np.flatnonzero(mask)
+        sims = dot_rows(np.asarray(seg.matrix[rows]), qvec)
+        best = np.argsort(-sims)[:k]
+        return rows[best], sims[best]
+    selector = None
+    if mask is not None:
+        bits = np.packbits(mask.astype(np.uint8), bitorder="little")
+        selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
+    sims, rows = scan(seg.graph, qvec, k, search_params(seg.graph, selector, ef_search))
+    keep = rows >= 0
+    return rows[keep], sims[keep]
 
 
 class EmbeddedEngine:
     """The default engine: an index folder on this machine; one writer at a time (a lock file), atomic switches."""
 
-    def __init__(self, index_dir: str | Path) -> None:
-        """An engine over an index folder (it need not exist yet)."""
+    def __init__(self, index_dir: str | Path, merge_factor: int = MERGE_FACTOR) -> None:
+        """An engine over an index folder (it need not exist yet); writes merge segments by `merge_factor`."""
         self.store = Store(index_dir)
+        self.merge_factor = merge_factor
         self.location = f"{self.store.dir}/"
 
     def exists(self) -> bool:
@@ -253,9 +310,29 @@ class EmbeddedEngine:
         finally:
             view.close()
 
-    def commit(self, latest: EmbeddedView | None, change: Any, exact_max: int, neighbors: int) -> dict[str, Any]:
-        """Write a new generation and switch the manifest to it."""
-        return write_generation(self.store.dir, None if latest is None else latest.snap, change, exact_max, neighbors)
+    def commit(
+        self, latest: EmbeddedView | None, change: Any, exact_max: int, neighbors: int, optimize: bool = False
+    ) -> dict[str, Any]:
+        """Write the change (a new segment, deletion files, merges by the size rule; with `optimize`, every segment
+        merged into one) and switch the manifest to it."""
+        snap = None if latest is None else latest.snap
+        return write_generation(self.store.dir, snap, change, exact_max, neighbors, self.merge_factor, optimize)
+
+    def optimize(self, exact_max: int, neighbors: int) -> dict[str, Any]:
+        """Merge every segment into one, dropping deleted passages (nothing to do when there is one, whole)."""
+        from ..writer import Change
+        from .base import META_KEYS
+
+        with self.writing(), self.latest(None) as latest:
+            if latest is None:
+                self.open()  # "no index in ...; build one with ..."
+            meta = latest.meta
+            entries = meta.get("segments") or []
+            whole = len(entries) == 1 and not entries[0].get("deleted") and meta.get("format") == FORMAT
+            if whole and not analysed_otherwise(meta):
+                return meta
+            change = Change(meta={k: meta[k] for k in META_KEYS})
+            return self.commit(latest, change, exact_max, neighbors, optimize=True)
 
     def check(self, full: bool = False) -> dict[str, Any]:
         """Checksums and agreement of the current generation's files."""

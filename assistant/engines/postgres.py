@@ -156,6 +156,21 @@ class PostgresEngine:
         except Exception as e:  # noqa: BLE001 - psycopg's errors: one line, nothing written
             raise database_error(self.url, e, "writing (nothing was written)") from None
 
+    def optimize(self, exact_max: int, neighbors: int) -> dict[str, Any]:
+        """VACUUM ANALYZE the index's tables (dead rows of replaced articles reclaimed, planner statistics fresh)."""
+        try:
+            with self._primary.connection() as conn:
+                for table in ("na_articles", "na_passages", "na_postings", "na_terms"):
+                    conn.execute(f"VACUUM (ANALYZE) {table}")
+                meta = self._state(conn)
+        except AssistantError:
+            raise
+        except Exception as e:  # noqa: BLE001 - psycopg's errors: one line
+            raise database_error(self.url, e, "optimizing") from None
+        if meta is None:
+            raise AssistantError(f"no index in {self.location}; build one with: assistant index PATH (e.g. seeds/)")
+        return meta
+
     @contextlib.contextmanager
     def latest(self, base: PostgresView | None) -> Iterator[PostgresView | None]:
         """The state to build on, read inside the writer's transaction (after the lock: the latest commit)."""

@@ -1,0 +1,233 @@
+"""One segment of the embedded index: a folder of passages (SQLite), their vectors and BM25 postings, never changed
+after it is written; articles removed later are listed in a small deletion file beside it (named by the manifest).
+
+A segment's rows are its passages in id order. Vectors are a memory-mapped matrix (`vectors.npy`, searched exactly)
+or, above `index.exact_max_passages`, an HNSW graph (`graph.faiss`, its vectors memory-mapped too). An index
+written by an earlier version (format 1: one generation folder) is read as one segment whose postings are made
+when it is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .analysis import terms
+from .checksums import describe
+from .chunking import indexed_text
+from .highlight import analyse
+from .postings import Postings, save_array
+from .quotes import find_quotes, passage_quotes
+from .types import AssistantError
+from .vectors import EF_CONSTRUCTION, flat_matrix, half_copy
+
+SCHEMA = """
+CREATE TABLE articles (id TEXT PRIMARY KEY, title TEXT, text TEXT, path TEXT, source TEXT, url TEXT,
+                       published TEXT, sha TEXT, root TEXT, added REAL);
+CREATE TABLE passages (id INTEGER PRIMARY KEY, article_id TEXT NOT NULL, seq INTEGER, char_start INTEGER,
+                       char_end INTEGER, n_tokens INTEGER, text TEXT, analysis TEXT);
+CREATE INDEX passages_article ON passages(article_id);
+"""
+ARTICLE_COLUMNS = "id, title, text, path, source, url, published, sha, root, added"
+PASSAGE_COLUMNS = "id, article_id, seq, char_start, char_end, n_tokens, text, analysis"
+
+
+class Segment:
+    """A loaded segment and which of its rows are live (not removed since it was written)."""
+
+    def __init__(self, folder: Path, info: dict[str, Any], with_title: bool, search: bool = True) -> None:
+        """Open a segment folder as the manifest describes it (`info`; `search`: also ready its 16-bit copy)."""
+        self.folder, self.info, self.name = folder, info, info["name"]
+        self.db = sqlite3.connect(f"file:{folder / 'index.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+        self.lock = threading.Lock()
+        self.graph: Any = None
+        self.half: Any = None
+        if info.get("legacy"):
+            self._open_legacy(with_title)
+        else:
+            self.ids = np.load(folder / "ids.npy", mmap_mode="r")
+            self.row_article = np.load(folder / "row_article.npy", mmap_mode="r")
+            self.article_ids: list[str] = json.loads((folder / "articles.json").read_text(encoding="utf-8"))
+            self.postings = Postings.load(folder)
+            if (folder / "graph.faiss").exists():
+                import faiss
+
+                self.graph = faiss.read_index(str(folder / "graph.faiss"), faiss.IO_FLAG_MMAP_IFC)
+                self.matrix = _storage(self.graph)
+            else:
+                self.matrix = np.load(folder / "vectors.npy", mmap_mode="r")
+        self._articles: frozenset[str] | None = None
+        if search and self.graph is None and len(self.matrix):
+            self.half = half_copy(np.ascontiguousarray(self.matrix))
+        deleted = info.get("deleted")
+        self.deleted: frozenset[str] = frozenset()
+        self.live: np.ndarray | None = None
+        if deleted:
+            gone = json.loads((folder / deleted["file"]).read_text(encoding="utf-8"))
+            self.deleted = frozenset(gone["articles"])
+            self.live = ~np.isin(np.asarray(self.ids), np.asarray(gone["passages"], dtype=np.int64))
+        n = self.db.execute("SELECT count(*) FROM passages").fetchone()[0]
+        sizes = {n, len(self.ids), len(self.postings), len(self.matrix), info.get("passages", n)}
+        if len(sizes) != 1:
+            raise AssistantError(f"segment {self.name} is inconsistent (passage counts {sorted(sizes)})")
+        self.count = n if self.live is None else int(self.live.sum())
+
+    def _open_legacy(self, with_title: bool) -> None:
+        """A format-1 generation: ids, articles and postings from its database, vectors from its FAISS file."""
+        import faiss
+
+        pid_art = self.db.execute("SELECT id, article_id FROM passages ORDER BY id").fetchall()
+        self.article_ids = [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY id")]
+        at = {a: i for i, a in enumerate(self.article_ids)}
+        self.ids = np.array([p for p, _ in pid_art], dtype=np.int64)
+        self.row_article = np.array([at[a] for _, a in pid_art], dtype=np.int32)
+        texts = self.db.execute(
+            "SELECT a.title, p.text FROM passages p JOIN articles a ON a.id = p.article_id ORDER BY p.id"
+        )
+        self.postings = Postings.build(terms(indexed_text(t, x, with_title)) for t, x in texts)
+        try:
+            index = faiss.read_index(str(self.folder / "vectors.faiss"))
+        except RuntimeError:
+            raise AssistantError(f"vector file in {self.folder} is damaged or missing") from None
+        flat = flat_matrix(index)
+        if flat is not None:
+            if not np.array_equal(flat[1], self.ids):
+                raise AssistantError(f"vector file in {self.folder} does not match the passages")
+            self.matrix = flat[0]
+        elif index.ntotal:
+            self.graph = faiss.downcast_index(index.index)
+            self.matrix = _storage(self.graph)
+        else:
+            self.matrix = np.zeros((0, index.d), np.float32)
+        self._keep = index  # the id map owns the graph
+
+    def mask(self, allowed: np.ndarray | None) -> np.ndarray | None:
+        """Rows that are live and (if given) allowed by a filter; None for every row."""
+        if allowed is None:
+            return self.live
+        return allowed if self.live is None else allowed & self.live
+
+    def article_set(self) -> frozenset[str]:
+        """Ids of every article written into this segment (deleted ones too)."""
+        if self._articles is None:
+            self._articles = frozenset(self.article_ids)
+        return self._articles
+
+    def articles_live(self) -> list[str]:
+        """Ids of this segment's articles that are not deleted."""
+        return [a for a in self.article_ids if a not in self.deleted]
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        """Rows of a read on this segment's database."""
+        with self.lock:
+            return self.db.execute(sql, list(args)).fetchall()
+
+    def close(self) -> None:
+        """Close the database (mapped files go when the last reference does)."""
+        self.db.close()
+
+
+def _storage(graph: Any) -> np.ndarray:
+    """An HNSW graph's vectors as a (memory-mapped) matrix, row i = node i."""
+    import faiss
+
+    storage = faiss.downcast_index(graph.storage)
+    if graph.ntotal == 0:
+        return np.zeros((0, graph.d), np.float32)
+    return faiss.rev_swig_ptr(storage.get_xb(), graph.ntotal * graph.d).reshape(graph.ntotal, graph.d)
+
+
+def write_segment(
+    folder: Path,
+    fill: Callable[[sqlite3.Connection], None],
+    vectors: np.ndarray,
+    postings: Postings | None,
+    with_title: bool,
+    exact_max: int,
+    neighbors: int,
+    graph: Path | None = None,
+) -> dict[str, Any]:
+    """Write a segment into a new folder: `fill` puts its articles and passages into the database, `vectors` are
+    its passages' in id order; `postings` are made from the passages when None. `graph`: the file of an HNSW graph
+    of the first rows (a merge that keeps every row of a graph segment) to extend rather than build again. Returns
+    its manifest entry (without its name)."""
+    import faiss
+
+    folder.mkdir()
+    db = sqlite3.connect(folder / "index.sqlite")
+    try:
+        db.executescript(SCHEMA)
+        with db:
+            fill(db)
+        pid_art = db.execute("SELECT id, article_id FROM passages ORDER BY id").fetchall()
+        article_ids = [r[0] for r in db.execute("SELECT id FROM articles ORDER BY id")]
+        if postings is None:
+            rows = db.execute(
+                "SELECT a.title, p.text FROM passages p JOIN articles a ON a.id = p.article_id ORDER BY p.id"
+            )
+            postings = Postings.build(terms(indexed_text(t, x, with_title)) for t, x in rows)
+    finally:
+        db.close()
+    if len(pid_art) != len(vectors) or len(postings) != len(vectors):
+        raise RuntimeError(f"segment rows disagree: {len(pid_art)} passages, {len(vectors)} vectors")
+    at = {a: i for i, a in enumerate(article_ids)}
+    save_array(folder / "ids.npy", np.array([p for p, _ in pid_art], dtype=np.int64))
+    save_array(folder / "row_article.npy", np.array([at[a] for _, a in pid_art], dtype=np.int32))
+    (folder / "articles.json").write_text(json.dumps(article_ids), encoding="utf-8")
+    postings.save(folder)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if len(vectors) > exact_max:
+        if graph is not None:
+            graph = faiss.read_index(str(graph))  # read whole (a mapped graph cannot grow)
+        if graph is None or graph.ntotal > len(vectors) or graph.hnsw.nb_neighbors(1) != neighbors:
+            graph = faiss.IndexHNSWFlat(vectors.shape[1], neighbors, faiss.METRIC_INNER_PRODUCT)
+            graph.hnsw.efConstruction = EF_CONSTRUCTION
+        graph.add(vectors[graph.ntotal :])
+        faiss.write_index(graph, str(folder / "graph.faiss"))
+        kind = f"hnsw{neighbors}"
+    else:
+        save_array(folder / "vectors.npy", vectors)
+        kind = "flat"
+    for f in folder.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    return {"passages": len(vectors), "articles": len(article_ids), "vectors": kind, "files": describe(folder)}
+
+
+def insert_articles(
+    db: sqlite3.Connection, add: Sequence[Any], first_id: int, root_of: dict[str, str], now: float
+) -> None:
+    """Put new articles and their passages (ids from `first_id` on, in order) into a segment's database."""
+    pid = first_id
+    for art, passages, _ in add:
+        quotes = find_quotes(art.text)
+        db.execute(
+            f"INSERT INTO articles ({ARTICLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (art.id, art.title, art.text, art.path, art.source, art.url, art.published, art.sha,
+             root_of.get(art.id, ""), now),
+        )  # fmt: skip
+        rows = []
+        for p in passages:
+            analysis = analyse(p.text, passage_quotes(quotes, p.char_start, p.char_end))
+            rows.append((pid, p.article_id, p.seq, p.char_start, p.char_end, p.n_tokens, p.text, analysis))
+            pid += 1
+        db.executemany(f"INSERT INTO passages ({PASSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", rows)
+
+
+def analyse_all(db: sqlite3.Connection) -> None:
+    """Store every passage's `analyse` output, its quotations found over its article (a segment whose passages were
+    analysed by another version, or not at all)."""
+    for article_id, text in db.execute("SELECT id, text FROM articles").fetchall():
+        quotes = find_quotes(text)
+        rows = db.execute("SELECT id, char_start, char_end, text FROM passages WHERE article_id = ?", (article_id,))
+        db.executemany(
+            "UPDATE passages SET analysis = ? WHERE id = ?",
+            [(analyse(t, passage_quotes(quotes, s, e)), pid) for pid, s, e, t in rows.fetchall()],
+        )
