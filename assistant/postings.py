@@ -36,6 +36,11 @@ def save_array(path: Path, array: np.ndarray) -> None:
         np.lib.format.write_array(_Chunks(f), np.asarray(array), allow_pickle=False)
 
 
+def mapped(path: Path) -> np.ndarray:
+    """A saved array mapped into memory, as a plain array (a numpy memmap object costs more on every index)."""
+    return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
+
+
 class Postings:
     """Terms (sorted, UTF-8), and for term i its rows `rows[indptr[i]:indptr[i+1]]` (ascending) and counts `tfs`."""
 
@@ -111,7 +116,7 @@ class Postings:
     @classmethod
     def load(cls, folder: Path) -> Postings:
         """Map a saved segment's postings into memory (pages are read as searches touch them)."""
-        arrays = [np.load(folder / name, mmap_mode="r", allow_pickle=False) for name in FILES]
+        arrays = [mapped(folder / name) for name in FILES]
         return cls(*arrays)
 
     def __len__(self) -> int:

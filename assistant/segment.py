@@ -23,7 +23,7 @@ from .analysis import terms
 from .checksums import describe
 from .chunking import indexed_text
 from .highlight import analyse
-from .postings import Postings, save_array
+from .postings import Postings, mapped, save_array
 from .quotes import find_quotes, passage_quotes
 from .types import AssistantError
 from .vectors import EF_CONSTRUCTION, flat_matrix, half_copy
@@ -52,8 +52,8 @@ class Segment:
         if info.get("legacy"):
             self._open_legacy(with_title)
         else:
-            self.ids = np.load(folder / "ids.npy", mmap_mode="r")
-            self.row_article = np.load(folder / "row_article.npy", mmap_mode="r")
+            self.ids = mapped(folder / "ids.npy")
+            self.row_article = mapped(folder / "row_article.npy")
             self.article_ids: list[str] = json.loads((folder / "articles.json").read_text(encoding="utf-8"))
             self.postings = Postings.load(folder)
             if (folder / "graph.faiss").exists():
@@ -62,7 +62,7 @@ class Segment:
                 self.graph = faiss.read_index(str(folder / "graph.faiss"), faiss.IO_FLAG_MMAP_IFC)
                 self.matrix = _storage(self.graph)
             else:
-                self.matrix = np.load(folder / "vectors.npy", mmap_mode="r")
+                self.matrix = mapped(folder / "vectors.npy")
         self._articles: frozenset[str] | None = None
         if search and self.graph is None and len(self.matrix):
             self.half = half_copy(np.ascontiguousarray(self.matrix))
@@ -119,6 +119,13 @@ class Segment:
         if self._articles is None:
             self._articles = frozenset(self.article_ids)
         return self._articles
+
+    def codes(self, article_ids: Sequence[str]) -> np.ndarray:
+        """The positions in `article_ids` of those of the given articles that this segment holds live."""
+        if getattr(self, "_codes", None) is None:
+            self._codes = {a: i for i, a in enumerate(self.article_ids)}
+        got = [c for a in article_ids if (c := self._codes.get(a)) is not None and a not in self.deleted]
+        return np.array(sorted(set(got)), dtype=np.int64)
 
     def articles_live(self) -> list[str]:
         """Ids of this segment's articles that are not deleted."""

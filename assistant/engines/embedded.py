@@ -149,7 +149,7 @@ class EmbeddedView:
     def term_stats(self, terms: Sequence[str], article_ids: Sequence[str]) -> dict[str, tuple[float, set[str]]]:
         """Each term's IDF and which of the given articles hold it (read off the postings)."""
         n = self.snap.count
-        wanted = set(article_ids)
+        wanted_codes = [seg.codes(article_ids) for seg in self.snap.segments]
         out = {}
         for t in terms:
             df = self._df_of(t)
@@ -157,12 +157,15 @@ class EmbeddedView:
                 out[t] = (float(idf(0.0, n)), set())
                 continue
             held: set[str] = set()
-            for seg in self.snap.segments:
+            for seg, codes in zip(self.snap.segments, wanted_codes, strict=True):
+                if not len(codes):
+                    continue
                 rows, _ = seg.postings.holding(t)
                 if seg.live is not None:
                     rows = rows[seg.live[rows]]
-                held.update(seg.article_ids[c] for c in np.unique(np.asarray(seg.row_article)[rows]))
-            out[t] = (float(idf(df, n)), held & wanted)
+                found = codes[np.isin(codes, np.asarray(seg.row_article)[rows])]
+                held.update(seg.article_ids[c] for c in found)
+            out[t] = (float(idf(df, n)), held)
         return out
 
     def idf(self, term: str) -> float:
