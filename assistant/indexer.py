@@ -6,22 +6,25 @@ import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .chunking import Chunker, get_encoding, indexed_text
 from .config import Settings
 from .documents import Loaded, Problem, load_paths
-from .embedding import Embedder
+from .embedding import Embedder, EmbeddingStopped
 from .engines.base import Engine, View
 from .highlight import analysed_otherwise
 from .staging import Staging
 from .types import Article, AssistantError, Passage
 from .writer import MEANWHILE, UPLOADS, Change, Written, uploads_root, write
+
+if TYPE_CHECKING:
+    from .cluster import ClusterEncoder
 
 
 @dataclass
@@ -93,40 +96,58 @@ class IndexInterrupted(AssistantError):
 
 
 def _embed(
-    embedder: Embedder, chunker: Chunker, articles: Sequence[Article], batch: int, progress: bool, staging: Staging
+    embedder: Embedder,
+    chunker: Chunker,
+    articles: Sequence[Article],
+    batch: int,
+    progress: bool,
+    staging: Staging,
+    cluster: ClusterEncoder | None = None,
 ) -> tuple[list[tuple[Article, list[Passage], np.ndarray]], int]:
-    """Passages and vectors of the articles, staged as they are made; returns them and how many were staged before."""
+    """Passages and vectors of the articles, staged as they are made (here, or on the workers of `cluster`); returns
+    them and how many were staged before."""
     from tqdm import tqdm
 
     chunked = [(a, chunker.chunk(a)) for a in articles]
     vectors = staging.load(chunked)
     pending = [(a, ps) for a, ps in chunked if a.id not in vectors]
     resumed = sum(len(v) for v in vectors.values())
-    buffer: list[tuple[Article, list[Passage]]] = []
-    buffered = 0
 
-    def flush(bar: tqdm) -> None:
-        nonlocal buffered
-        texts = [indexed_text(a.title, p.text, chunker.with_title) for a, ps in buffer for p in ps]
-        out, at = embedder.encode(texts), 0
-        for a, ps in buffer:
-            vectors[a.id] = out[at : at + len(ps)]
-            at += len(ps)
-        staging.keep([(a, vectors[a.id]) for a, _ in buffer])
-        bar.update(len(texts))
-        buffer.clear()
-        buffered = 0
+    def texts(group: list[tuple[Article, list[Passage]]]) -> list[str]:
+        """The texts to embed for a group of articles' passages."""
+        return [indexed_text(a.title, p.text, chunker.with_title) for a, ps in group for p in ps]
 
+    groups = _groups(pending, batch * 4)
+    done = cluster.map(groups, texts) if cluster else ((g, embedder.encode(texts(g))) for g in groups)
     total = sum(len(ps) for _, ps in pending)
-    with tqdm(total=total, unit="passage", desc="embedding", disable=not progress, dynamic_ncols=True) as bar:
-        for a, ps in pending:
-            buffer.append((a, ps))
-            buffered += len(ps)
-            if buffered >= batch * 4:
-                flush(bar)
-        if buffer:
-            flush(bar)
+    with (
+        tqdm(total=total, unit="passage", desc="embedding", disable=not progress, dynamic_ncols=True) as bar,
+        contextlib.closing(done),
+    ):
+        for group, out in done:
+            at = 0
+            for a, ps in group:
+                vectors[a.id] = out[at : at + len(ps)]
+                at += len(ps)
+            staging.keep([(a, vectors[a.id]) for a, _ in group])
+            bar.update(at)
     return [(a, ps, vectors[a.id]) for a, ps in chunked], resumed
+
+
+def _groups(
+    pending: Sequence[tuple[Article, list[Passage]]], size: int
+) -> Iterator[list[tuple[Article, list[Passage]]]]:
+    """Whole articles in groups of at least `size` passages (the last may be smaller): one batch each."""
+    group: list[tuple[Article, list[Passage]]] = []
+    n = 0
+    for a, ps in pending:
+        group.append((a, ps))
+        n += len(ps)
+        if n >= size:
+            yield group
+            group, n = [], 0
+    if group:
+        yield group
 
 
 def update_index(
@@ -222,15 +243,39 @@ def _embed_new(
     meta = index_meta(settings, settings.embedding.model, embedder.dimension)
     staging = Staging(folder, meta)
     try:
-        add, resumed = _embed(embedder, chunker, todo, settings.embedding.batch_size, progress, staging)
-    except KeyboardInterrupt:
+        with _cluster(folder, settings, embedder) as cluster:
+            add, resumed = _embed(embedder, chunker, todo, settings.embedding.batch_size, progress, staging, cluster)
+    except (KeyboardInterrupt, EmbeddingStopped) as e:
         kept = staging.count()
         staging.close()
-        raise IndexInterrupted(
-            f"interrupted; the index is as it was, and {kept} embedded articles are kept in "
-            f"{staging.path}: run the same command again to go on from there"
-        ) from None
+        rest = (
+            f"the index is as it was, and {kept} embedded articles are kept in {staging.path}: run the same command "
+            "again to go on from there"
+        )
+        if isinstance(e, KeyboardInterrupt):
+            raise IndexInterrupted(f"interrupted; {rest}") from None
+        raise AssistantError(f"{e}; {rest}") from None
+    except BaseException:
+        staging.close()
+        raise
     return staging, add, meta, resumed
+
+
+def _cluster(folder: Path, settings: Settings, embedder: Embedder) -> contextlib.AbstractContextManager[Any]:
+    """The Dask cluster that embeds (embedding.cluster), connected and given the encoder; else a null context."""
+    address = settings.embedding.cluster
+    if not address:
+        return contextlib.nullcontext()
+    from .onnx_encoder import FOLDER, OnnxEncoder
+
+    if not isinstance(embedder, OnnxEncoder):
+        raise AssistantError(
+            "embedding.cluster runs the index's ONNX encoder on the workers, and this model has none (embedding.device "
+            "is not cpu, or the model could not be exported); embed here instead: drop --cluster"
+        )
+    from .cluster import ClusterEncoder
+
+    return ClusterEncoder(address, folder / FOLDER, settings.embedding.batch_size)
 
 
 def _load(folder: Path, paths: Sequence[str | Path], settings: Settings, uploaded: bool) -> Loaded:

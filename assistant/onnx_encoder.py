@@ -38,8 +38,11 @@ def _cores() -> int:
 class OnnxEncoder:
     """A sentence-transformers model (transformer, mean or CLS pooling, unit length) run by onnxruntime."""
 
-    def __init__(self, folder: Path, batch_size: int = 32, model_file: str = "model.onnx") -> None:
-        """Load `model.onnx` (or `model_file`), `tokenizer.json` and `encoder.json` from an exported folder."""
+    def __init__(
+        self, folder: Path, batch_size: int = 32, model_file: str = "model.onnx", threads: int | None = None
+    ) -> None:
+        """Load `model.onnx` (or `model_file`), `tokenizer.json` and `encoder.json` from an exported folder; the model
+        runs on `threads` threads (default: every core this process may use)."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -60,7 +63,7 @@ class OnnxEncoder:
         options.inter_op_num_threads = 1
         # An explicit count: left at 0, onnxruntime pins its threads to cores, which on a shared machine made
         # a question's embedding about 0.7 ms slower here.
-        options.intra_op_num_threads = _cores()
+        options.intra_op_num_threads = threads or _cores()
         options.log_severity_level = 3
         # The worker threads spin briefly between the model's operators (onnxruntime's default, set here on
         # purpose) instead of sleeping: on 2 cores a BBC search went from 8.6-9.3 to 7.2-8.3 ms p50, all of it
