@@ -249,8 +249,9 @@ def local_cluster(folder: Path, workers: int, cores: Sequence[int] = ()) -> Iter
             cmd = [*pin, *run, "distributed.cli.dask_worker", cluster.address, "--nthreads", "1", "--no-nanny"]
             cmd += ["--no-dashboard", "--local-directory", str(folder / f"worker{i}")]
             cluster.workers.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        with Client(cluster.address, timeout=CONNECT_S, set_as_default=False) as client:
-            client.wait_for_workers(workers, timeout=60)
+        if workers:
+            with Client(cluster.address, timeout=CONNECT_S, set_as_default=False) as client:
+                client.wait_for_workers(workers, timeout=60)
         yield cluster
     finally:
         cluster.stop()
