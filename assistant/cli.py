@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         a = Assistant(settings)
         if args.optimize and not args.paths and not args.rebuild:
             started = time.perf_counter()
-            meta = a.optimize()
+            meta = a.optimize(progress=not args.quiet)
             segments = len(meta.get("segments") or []) or 1
             print(
                 f"Optimized {meta.get('articles')} articles, {meta.get('passages')} passages into {segments} "
@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             report = a.refresh(prune=args.prune, progress=not args.quiet)
         if args.optimize:
-            a.optimize()
+            a.optimize(progress=not args.quiet)
         for w in report.warnings:
             print(f"warning: {w}", file=sys.stderr)
         for s in report.skipped:

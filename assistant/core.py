@@ -150,9 +150,9 @@ class Assistant:
             self.reload()
         return n
 
-    def optimize(self) -> dict[str, Any]:
+    def optimize(self, progress: bool = False) -> dict[str, Any]:
         """Merge the index's segments into one (PostgreSQL: VACUUM ANALYZE); searches answer meanwhile. Its meta."""
-        meta = optimize_index(self.engine, self.settings)
+        meta = optimize_index(self.engine, self.settings, progress)
         self.reload()
         return meta
 

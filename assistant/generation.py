@@ -83,6 +83,7 @@ def write_generation(
     neighbors: int = 32,
     merge_factor: int = MERGE_FACTOR,
     optimize: bool = False,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Apply a change (its removals, then its additions as a new segment) to `base` and switch the manifest to the
     result; the caller holds the writer lock. `optimize`: merge every segment into one.
@@ -97,7 +98,16 @@ def write_generation(
     try:
         first_segment = max(old.get("next_segment", 1), on_disk.get("next_segment", 1))
         manifest = _write(
-            index_dir, base, change, (number, first_segment), made, exact_max, neighbors, merge_factor, optimize
+            index_dir,
+            base,
+            change,
+            (number, first_segment),
+            made,
+            exact_max,
+            neighbors,
+            merge_factor,
+            optimize,
+            progress,
         )
         write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
     except (OSError, sqlite3.Error, RuntimeError, MemoryError) as e:
@@ -124,6 +134,7 @@ def _write(
     neighbors: int,
     merge_factor: int,
     optimize: bool,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Write the new files (recording each in `made`) and return the manifest naming them."""
     old = base.manifest if base is not None else {}
@@ -167,7 +178,7 @@ def _write(
             name = f"seg-{next_segment:06d}"
             next_segment += 1
             merged.append(_merge(index_dir, name, [entries[i] for i in run], made, with_title, exact_max, neighbors,
-                                 stale))  # fmt: skip
+                                 stale, progress))  # fmt: skip
         entries = [e for e in merged if e["passages"]]
     roots = sorted(set(old.get("roots") or (base.roots() if base is not None else [])) | set(change.roots))
     if change.fresh:
@@ -212,18 +223,19 @@ def _delete(seg: Segment, held: list[str], number: int, made: list[Path]) -> dic
 
 
 def _build(index_dir: Path, name: str, made: list[Path], fill: Any, vectors: np.ndarray, postings: Postings | None,
-           with_title: bool, exact_max: int, neighbors: int, graph: Any = None) -> dict[str, Any]:  # fmt: skip
+           with_title: bool, exact_max: int, neighbors: int, graph: Any = None,
+           progress: bool = False) -> dict[str, Any]:  # fmt: skip
     """Write a segment in a hidden folder, then rename it into place; its manifest entry."""
     tmp = index_dir / f".building-{name}"
     made += [tmp, index_dir / name]
-    entry = write_segment(tmp, fill, vectors, postings, with_title, exact_max, neighbors, graph)
+    entry = write_segment(tmp, fill, vectors, postings, with_title, exact_max, neighbors, graph, progress)
     os.rename(tmp, index_dir / name)
     _fsync_dir(index_dir)
     return {"name": name, **entry}
 
 
 def _merge(index_dir: Path, name: str, sources: list[dict[str, Any]], made: list[Path], with_title: bool,
-           exact_max: int, neighbors: int, reanalyse: bool) -> dict[str, Any]:  # fmt: skip
+           exact_max: int, neighbors: int, reanalyse: bool, progress: bool = False) -> dict[str, Any]:  # fmt: skip
     """One segment holding the live rows of adjacent segments (in order), analysed again when `reanalyse`."""
     segs = [Segment(index_dir / e["name"], e, with_title, search=False) for e in sources]
     try:
@@ -252,7 +264,8 @@ def _merge(index_dir: Path, name: str, sources: list[dict[str, Any]], made: list
         first = segs[0]
         whole = first.graph is not None and first.live is None and not first.info.get("legacy")
         graph = first.folder / "graph.faiss" if whole else None
-        return _build(index_dir, name, made, fill, vectors, postings, with_title, exact_max, neighbors, graph)
+        return _build(index_dir, name, made, fill, vectors, postings, with_title, exact_max, neighbors, graph,
+                      progress)  # fmt: skip
     finally:
         for s in segs:
             s.close()

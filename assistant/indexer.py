@@ -202,7 +202,9 @@ def update_index(
         seen_sha = {a: existing.get(a) for a in [a.id for a in todo] + remove}
         change = Change(add, remove, seen_sha, loaded.roots, loaded.root_of, meta, rebuild)
         try:
-            written = write(engine, folder, change, *_vector_settings(settings), wait_s=wait_s, base=view)
+            written = write(
+                engine, folder, change, *_vector_settings(settings), wait_s=wait_s, base=view, progress=progress
+            )
         except BaseException:
             if staging is not None:
                 staging.close()  # what was embedded stays staged for the next run
@@ -329,11 +331,11 @@ def _vector_settings(settings: Settings) -> tuple[int, int]:
     return settings.index.exact_max_passages, settings.index.hnsw_neighbors
 
 
-def optimize_index(engine: Engine, settings: Settings) -> dict[str, Any]:
+def optimize_index(engine: Engine, settings: Settings, progress: bool = False) -> dict[str, Any]:
     """Compact the index for search (see Engine.optimize); the state's meta after."""
     if not engine.exists():
         engine.open()  # "no index in ...; build one with ..."
-    return engine.optimize(*_vector_settings(settings))
+    return engine.optimize(*_vector_settings(settings), progress=progress)
 
 
 def remove_articles(

@@ -160,6 +160,7 @@ def write_segment(
     exact_max: int,
     neighbors: int,
     graph: Path | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Write a segment into a new folder: `fill` puts its articles and passages into the database, `vectors` are
     its passages' in id order; `postings` are made from the passages when None. `graph`: the file of an HNSW graph
@@ -196,7 +197,7 @@ def write_segment(
         if graph is None or graph.ntotal > len(vectors) or graph.hnsw.nb_neighbors(1) != neighbors:
             graph = faiss.IndexHNSWFlat(vectors.shape[1], neighbors, faiss.METRIC_INNER_PRODUCT)
             graph.hnsw.efConstruction = EF_CONSTRUCTION
-        graph.add(vectors[graph.ntotal :])
+        _grow(graph, vectors, progress)
         faiss.write_index(graph, str(folder / "graph.faiss"))
         kind = f"hnsw{neighbors}"
     else:
@@ -206,6 +207,19 @@ def write_segment(
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
     return {"passages": len(vectors), "articles": len(article_ids), "vectors": kind, "files": describe(folder)}
+
+
+def _grow(graph: Any, vectors: np.ndarray, progress: bool) -> None:
+    """Add the rows of `vectors` the graph lacks, 10,000 at a time, with a progress bar (passages/s, time left)."""
+    from tqdm import tqdm
+
+    step = 10_000
+    todo = len(vectors) - graph.ntotal
+    with tqdm(total=todo, unit="passage", desc="graph", disable=not progress, dynamic_ncols=True) as bar:
+        while graph.ntotal < len(vectors):
+            at = graph.ntotal
+            graph.add(vectors[at : at + step])
+            bar.update(graph.ntotal - at)
 
 
 def insert_articles(

@@ -86,6 +86,7 @@ def write(
     neighbors: int,
     wait_s: float | None = None,
     base: View | None = None,
+    progress: bool = False,
 ) -> Written:
     """Apply a change under the engine's writer lock to the index as it is now (not as the writer first saw it).
 
@@ -109,7 +110,7 @@ def write(
             result.orphans = sorted(gone - latest.paths_in_use(sorted(gone), result.removed) - {""})
         chosen = set(result.added)
         apply = dataclasses.replace(change, add=[x for x in change.add if x[0].id in chosen], remove=result.removed)
-        result.manifest = engine.commit(latest, apply, exact_max, neighbors)
+        result.manifest = engine.commit(latest, apply, exact_max, neighbors, progress)
         result.wrote = True
         return result
 

@@ -179,11 +179,13 @@ class Engine(Protocol):
     def latest(self, base: View | None) -> AbstractContextManager[View | None]:
         """Under the writer lock: the current state to build on (`base` itself when no one wrote since it)."""
 
-    def commit(self, latest: View | None, change: Any, exact_max: int, neighbors: int) -> dict[str, Any]:
+    def commit(
+        self, latest: View | None, change: Any, exact_max: int, neighbors: int, progress: bool = False
+    ) -> dict[str, Any]:
         """Under the writer lock: apply a change (writer.Change, already rebased) on `latest` atomically; the new
-        state's meta. A failure is one line and leaves the previous state."""
+        state's meta (`progress`: bars for long steps). A failure is one line and leaves the previous state."""
 
-    def optimize(self, exact_max: int, neighbors: int) -> dict[str, Any]:
+    def optimize(self, exact_max: int, neighbors: int, progress: bool = False) -> dict[str, Any]:
         """Compact the index for search (the embedded engine: every segment merged into one, deleted passages
         dropped); readers keep answering meanwhile. The state's meta after."""
 

@@ -314,14 +314,22 @@ class EmbeddedEngine:
             view.close()
 
     def commit(
-        self, latest: EmbeddedView | None, change: Any, exact_max: int, neighbors: int, optimize: bool = False
+        self,
+        latest: EmbeddedView | None,
+        change: Any,
+        exact_max: int,
+        neighbors: int,
+        progress: bool = False,
+        optimize: bool = False,
     ) -> dict[str, Any]:
         """Write the change (a new segment, deletion files, merges by the size rule; with `optimize`, every segment
         merged into one) and switch the manifest to it."""
         snap = None if latest is None else latest.snap
-        return write_generation(self.store.dir, snap, change, exact_max, neighbors, self.merge_factor, optimize)
+        return write_generation(
+            self.store.dir, snap, change, exact_max, neighbors, self.merge_factor, optimize, progress
+        )
 
-    def optimize(self, exact_max: int, neighbors: int) -> dict[str, Any]:
+    def optimize(self, exact_max: int, neighbors: int, progress: bool = False) -> dict[str, Any]:
         """Merge every segment into one, dropping deleted passages (nothing to do when there is one, whole)."""
         from ..writer import Change
         from .base import META_KEYS
@@ -335,7 +343,7 @@ class EmbeddedEngine:
             if whole and not analysed_otherwise(meta):
                 return meta
             change = Change(meta={k: meta[k] for k in META_KEYS})
-            return self.commit(latest, change, exact_max, neighbors, optimize=True)
+            return self.commit(latest, change, exact_max, neighbors, progress, optimize=True)
 
     def check(self, full: bool = False) -> dict[str, Any]:
         """Checksums and agreement of the current generation's files."""

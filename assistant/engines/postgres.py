@@ -156,7 +156,7 @@ class PostgresEngine:
         except Exception as e:  # noqa: BLE001 - psycopg's errors: one line, nothing written
             raise database_error(self.url, e, "writing (nothing was written)") from None
 
-    def optimize(self, exact_max: int, neighbors: int) -> dict[str, Any]:
+    def optimize(self, exact_max: int, neighbors: int, progress: bool = False) -> dict[str, Any]:
         """VACUUM ANALYZE the index's tables (dead rows of replaced articles reclaimed, planner statistics fresh)."""
         try:
             with self._primary.connection() as conn:
@@ -178,7 +178,9 @@ class PostgresEngine:
         meta = self._state(conn)
         yield None if meta is None else PostgresView(self, meta, conn)
 
-    def commit(self, latest: PostgresView | None, change: Any, exact_max: int, neighbors: int) -> dict[str, Any]:
+    def commit(
+        self, latest: PostgresView | None, change: Any, exact_max: int, neighbors: int, progress: bool = False
+    ) -> dict[str, Any]:
         """Apply the change in the writer's transaction; it commits when `writing` ends."""
         from .pg_write import apply_change, reanalyse
 
