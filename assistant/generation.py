@@ -93,7 +93,7 @@ def write_generation(
     old = base.manifest if base is not None else {}
     on_disk = _current(index_dir)
     number = max(_number(old.get("generation")), _number(on_disk.get("generation"))) + 1
-    _collect(index_dir, old)
+    collect(index_dir, old)
     made: list[Path] = []
     try:
         first_segment = max(old.get("next_segment", 1), on_disk.get("next_segment", 1))
@@ -120,7 +120,7 @@ def write_generation(
             f"could not write to the index in {index_dir}/ ({reason}); the index is as it was: "
             "free some space (or fix the folder) and run the same command again"
         ) from None
-    _collect(index_dir, manifest)
+    collect(index_dir, manifest)
     return manifest
 
 
@@ -286,7 +286,7 @@ def _current(index_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def _collect(index_dir: Path, manifest: dict[str, Any]) -> None:
+def collect(index_dir: Path, manifest: dict[str, Any]) -> None:
     """Remove what the manifest in place does not name: old segments and generations, deletion files, leftovers of
     a write that was stopped. Only a writer (holding the lock) calls this; a reader that loses a file re-opens."""
     current = _current(index_dir)

@@ -199,28 +199,38 @@ def test_a_merge_killed_at_any_moment_leaves_a_loadable_index(tmp_path):
 
     index = tmp_path / "index"
     a = _assistant(index, merge_factor=1000)
-    for f in sorted(SEEDS.iterdir()):
-        a.add([f])
-    assert a.remove([sorted(SEEDS.iterdir())[1].name]) == 1  # and a deletion file
+    bbc_sample(tmp_path / "bbc", 40)
+    files = sorted(SEEDS.iterdir()) + sorted((tmp_path / "bbc").iterdir())
+    for at in range(0, len(files), 9):
+        a.add(files[at : at + 9])
+    assert a.remove([files[1].name, files[20].name]) == 2  # and deletion files
     base = tmp_path / "base"
     shutil.copytree(index, base)
     expected = sorted((x["id"], x["title"]) for x in a.articles())
     script = (
-        "import sys; sys.path.insert(0, sys.argv[2]); from assistant import Assistant; "
+        "import sys, time; sys.path.insert(0, sys.argv[2]); from assistant import Assistant; "
         "from tests.conftest import settings_for; from tests.fakes import HashEmbedder; "
-        "Assistant(settings_for(sys.argv[1]), embedder=HashEmbedder()).optimize()"
+        "a = Assistant(settings_for(sys.argv[1]), embedder=HashEmbedder()); a.view; "
+        "print('start', flush=True); t = time.perf_counter(); a.optimize(); print(time.perf_counter() - t)"
     )
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", script, str(index), str(ROOT)], check=True, cwd=ROOT)
-    full = time.perf_counter() - started
+
+    def merge() -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-c", script, str(index), str(ROOT)], cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE)  # fmt: skip
+        assert proc.stdout.readline().strip() == "start"  # the index is loaded: the merge begins now
+        return proc
+
+    proc = merge()
+    took = float(proc.stdout.readline())
+    proc.wait()
     assert len(manifest(index)["segments"]) == 1
     rng = random.Random(int(os.environ.get("ASSISTANT_KILL_SEED", "2026")))
     states = []
-    for _ in range(8):
+    for _ in range(10):
         shutil.rmtree(index)
         shutil.copytree(base, index)
-        proc = subprocess.Popen([sys.executable, "-c", script, str(index), str(ROOT)], cwd=ROOT)
-        time.sleep(rng.uniform(0.3, full))
+        proc = merge()
+        time.sleep(rng.uniform(0.0, took))
         proc.kill()
         proc.wait()
         b = _assistant(index)
@@ -229,7 +239,9 @@ def test_a_merge_killed_at_any_moment_leaves_a_loadable_index(tmp_path):
         states.append(len(manifest(index)["segments"]))
         b.optimize()  # and the next merge finishes, clearing what the killed one left
         assert len(manifest(index)["segments"]) == 1 and not leftovers(index)
-    print(f"optimize alone {full:.1f} s; segments after each kill: {states}")
+        assert sorted((x["id"], x["title"]) for x in b.articles()) == expected
+    print(f"merge alone {took:.2f} s; segments after each kill: {states}")
+    assert states.count(5) >= 3  # killed mid-merge (before its switch) at least 3 times
 
 
 def test_a_reader_of_a_state_whose_segments_were_merged_away_goes_on(tmp_path):

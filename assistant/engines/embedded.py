@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis import idf
-from ..generation import FORMAT, MERGE_FACTOR, write_generation
+from ..generation import FORMAT, MERGE_FACTOR, collect, write_generation
 from ..highlight import analysed_otherwise
 from ..segment import Segment
 from ..store import Snapshot, Store, rebuild_hint
@@ -341,6 +341,7 @@ class EmbeddedEngine:
             entries = meta.get("segments") or []
             whole = len(entries) == 1 and not entries[0].get("deleted") and meta.get("format") == FORMAT
             if whole and not analysed_otherwise(meta):
+                collect(self.store.dir, meta)  # what a write killed after its switch left
                 return meta
             change = Change(meta={k: meta[k] for k in META_KEYS})
             return self.commit(latest, change, exact_max, neighbors, progress, optimize=True)
