@@ -154,8 +154,8 @@ def measure(tree: Path, index: Path, corpus: Path, work: Path, tag: str) -> dict
     shutil.move(str(folder / names[0]), single / names[0])
     added = child(tree, "add", index, json.dumps([str(single), str(folder)]))
     removed = child(tree, "remove", index, json.dumps(names))  # the 10 (the first was added before the 9)
-    row.update(add10_s=added["seconds"] * 10 / 9, add10_written_mb=added["written_mb"] * 10 / 9, remove10_s=removed["seconds"],
-               remove10_written_mb=removed["written_mb"])  # fmt: skip
+    row.update(add10_s=added["seconds"] * 10 / 9, add10_written_mb=added["written_mb"] * 10 / 9,
+               remove10_s=removed["seconds"], remove10_written_mb=removed["written_mb"])  # fmt: skip
     row["disk_mb"] = sum(f.stat().st_size for f in index.rglob("*") if f.is_file() and "encoder" not in f.parts) / 1e6
     return row
 
