@@ -141,7 +141,7 @@ def test_a_failed_write_leaves_the_previous_state(backend, tmp_path, seeds_copy,
     def broken(text: str, quotes: object = ()) -> str:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("assistant.generation.analyse", broken)
+    monkeypatch.setattr("assistant.segment.analyse", broken)
     monkeypatch.setattr("assistant.engines.pg_write.analyse", broken)
     with pytest.raises(AssistantError) as failed:
         a.add([extra])
