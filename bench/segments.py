@@ -99,7 +99,7 @@ def new_articles(folder: Path, corpus: Path, tag: str) -> list[str]:
 
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from assistant import Assistant
 from assistant.config import Settings
@@ -118,7 +118,8 @@ if what == "open":
     for _ in range(5):
         a.ask(arg)
     out["next_answer_s"] = (time.perf_counter() - started) / 5
-    out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # this process's peak (VmHWM): ru_maxrss would carry the parent's peak over from before exec
+    out["rss_mb"] = int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM"))) / 1024
 else:
     _ = a.view
     if what == "add":
