@@ -162,6 +162,7 @@ def _write(
         entry = _build(index_dir, name, made, fill, vectors, None, with_title, exact_max, neighbors)
         next_id += entry["passages"]
         entries.append(entry)
+    entries = [e for e in entries if _live(e)]  # a segment whose every article went is dropped whole
     stale = base is not None and (analysed_otherwise(old) or old.get("format") != FORMAT)
     if stale or optimize:
         runs = [list(range(len(entries)))] if entries else []

@@ -127,6 +127,21 @@ class Segment:
         got = [c for a in article_ids if (c := self._codes.get(a)) is not None and a not in self.deleted]
         return np.array(sorted(set(got)), dtype=np.int64)
 
+    def spans(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each article's rows, first and past-last by article position (an article's passages are consecutive
+        rows: they are written together and merges keep the order); -1 for an article without passages."""
+        if getattr(self, "_spans", None) is None:
+            ra = np.asarray(self.row_article)
+            starts = np.full(len(self.article_ids), -1, dtype=np.int64)
+            ends = np.full(len(self.article_ids), -1, dtype=np.int64)
+            if len(ra):
+                cut = np.flatnonzero(np.diff(ra)) + 1
+                first = np.concatenate(([0], cut))
+                starts[ra[first]] = first
+                ends[ra[first]] = np.concatenate((cut, [len(ra)]))
+            self._spans = (starts, ends)
+        return self._spans
+
     def articles_live(self) -> list[str]:
         """Ids of this segment's articles that are not deleted."""
         return [a for a in self.article_ids if a not in self.deleted]

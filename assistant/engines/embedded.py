@@ -160,11 +160,10 @@ class EmbeddedView:
             for seg, codes in zip(self.snap.segments, wanted_codes, strict=True):
                 if not len(codes):
                     continue
-                rows, _ = seg.postings.holding(t)
-                if seg.live is not None:
-                    rows = rows[seg.live[rows]]
-                found = codes[np.isin(codes, np.asarray(seg.row_article)[rows])]
-                held.update(seg.article_ids[c] for c in found)
+                rows, _ = seg.postings.holding(t)  # ascending: an article holds the term if one falls in its rows
+                starts, ends = seg.spans()
+                hit = np.searchsorted(rows, ends[codes]) > np.searchsorted(rows, starts[codes])
+                held.update(seg.article_ids[c] for c in codes[hit & (starts[codes] >= 0)])
             out[t] = (float(idf(df, n)), held)
         return out
 
