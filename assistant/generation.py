@@ -140,8 +140,8 @@ def _write(
     old = base.manifest if base is not None else {}
     with_title = bool(change.meta["chunking"].get("with_title", False))
     entries = [] if base is None else [dict(s.info) for s in base.segments]
-    next_id = old.get("next_id") or (max((int(s.ids[-1]) + 1 for s in base.segments if len(s.ids)), default=1)
-                                     if base is not None else 1)  # fmt: skip
+    next_id = old.get("next_id") or max((int(s.ids[-1]) + 1 for s in (base.segments if base else []) if len(s.ids)),
+                                        default=1)  # fmt: skip
     number, next_segment = numbers
     gone = set(change.remove) | {a.id for a, _, _ in change.add}
     if base is not None and gone:
@@ -164,23 +164,23 @@ def _write(
         entries.append(entry)
     entries = [e for e in entries if _live(e)]  # a segment whose every article went is dropped whole
     stale = base is not None and (analysed_otherwise(old) or old.get("format") != FORMAT)
-    if stale or optimize:
-        runs = [list(range(len(entries)))] if entries else []
-    else:
-        runs = merge_plan([_live(e) for e in entries], merge_factor)
-    if any(len(r) > 1 or (stale or optimize) and (_live(entries[r[0]]) != entries[r[0]]["passages"] or stale)
-           for r in runs):  # fmt: skip
-        merged = []
-        for run in runs:
-            needs = len(run) > 1 or stale or _live(entries[run[0]]) != entries[run[0]]["passages"]
-            if not needs:
-                merged.append(entries[run[0]])
-                continue
-            name = f"seg-{next_segment:06d}"
-            next_segment += 1
-            merged.append(_merge(index_dir, name, [entries[i] for i in run], made, with_title, exact_max, neighbors,
-                                 stale, progress))  # fmt: skip
-        entries = [e for e in merged if e["passages"]]
+    runs = (
+        [list(range(len(entries)))]
+        if (stale or optimize) and entries
+        else merge_plan([_live(e) for e in entries], merge_factor)
+    )
+    merged = []
+    for run in runs:
+        first = entries[run[0]]
+        # a run of one is rewritten only to drop its deleted passages when optimizing, or to analyse it again
+        if len(run) == 1 and not stale and not (optimize and _live(first) != first["passages"]):
+            merged.append(first)
+            continue
+        name = f"seg-{next_segment:06d}"
+        next_segment += 1
+        sources = [entries[i] for i in run]
+        merged.append(_merge(index_dir, name, sources, made, with_title, exact_max, neighbors, stale, progress))
+    entries = [e for e in merged if e["passages"]]
     roots = sorted(set(old.get("roots") or (base.roots() if base is not None else [])) | set(change.roots))
     if change.fresh:
         roots = sorted(set(change.roots))
