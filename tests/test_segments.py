@@ -261,3 +261,26 @@ def test_a_reader_of_a_state_whose_segments_were_merged_away_goes_on(tmp_path):
     assert {x["id"] for x in reader.articles()} == {f.name for f in files}  # and the next call reads the new state
     data = json.loads((tmp_path / "index" / "manifest.json").read_text())
     assert data["format"] == 2 and len(data["segments"]) == 2
+
+
+def test_bm25_over_segments_equals_bm25s_over_one_index(tmp_path):
+    import bm25s
+
+    from assistant.analysis import K1, B, terms
+
+    a = _assistant(tmp_path / "index", merge_factor=1000)
+    files = sorted(SEEDS.iterdir())
+    for f in files:
+        a.add([f])  # five segments
+    view = a.view
+    rows = view.passages(list(range(1, view.meta["next_id"])))
+    docs = [(pid, terms(f"{(view.article(r[0]) or {})['title']}\n{r[3]}")) for pid, r in sorted(rows.items())]
+    vocab: dict[str, int] = {}
+    ids = [[vocab.setdefault(t, len(vocab)) for t in d] for _, d in docs]
+    reference = bm25s.BM25(k1=K1, b=B, method="lucene")
+    reference.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
+    for q in QUESTIONS:
+        qt = [t for t in query_terms(q) if t in vocab]
+        want = reference.get_scores([vocab[t] for t in qt]) if qt else np.zeros(len(docs))
+        got = view.lexical_scores(query_terms(q), np.array([pid for pid, _ in docs]))
+        assert np.allclose(got, want, rtol=1e-5, atol=1e-5), q
