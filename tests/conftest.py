@@ -97,18 +97,20 @@ def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def real_segmented(tmp_path_factory: pytest.TempPathFactory, real_index: Path) -> Path:
-    """The seeds index again, written one article at a time (five segments), plus an article added and removed
-    again (a deletion file): the same articles and passages as `real_index`."""
+    """The seeds index again, written one article at a time (five segments; the last written with another article
+    that is then removed: a deletion file): the same articles and passages as `real_index`."""
     index_dir = tmp_path_factory.mktemp("segmented") / "index"
     shutil.copytree(real_index / "encoder", index_dir / "encoder")
     a = Assistant(settings_for(index_dir))
-    for f in sorted(SEEDS.iterdir()):
+    seeds = sorted(SEEDS.iterdir())
+    for f in seeds[:-1]:
         a.add([f])
     extra = index_dir.parent / "extra.txt"
     extra.write_text("Harbour notes\n\nThe harbour master said the ferry would run late on Sunday.\n")
-    a.add([extra])
+    a.add([seeds[-1], extra])
     assert a.remove(["extra.txt"]) == 1
-    assert len(a.view.meta["segments"]) == 6 and a.view.meta["articles"] == 5
+    segments = a.view.meta["segments"]
+    assert len(segments) == 5 and segments[-1].get("deleted") and a.view.meta["articles"] == 5
     return index_dir
 
 

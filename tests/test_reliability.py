@@ -158,7 +158,7 @@ def _content(index_dir):
     return sorted(a.view.snap.article_shas().items()), live_passages(index_dir), a
 
 
-@pytest.mark.parametrize("segments", ["one segment", "six segments"])
+@pytest.mark.parametrize("segments", ["one segment", "five segments"])
 def test_sigkill_at_random_moments_leaves_the_old_or_the_new_index(tmp_path, real_index, real_segmented, segments):
     base = tmp_path / "base"
     shutil.copytree(real_index if segments == "one segment" else real_segmented, base)
