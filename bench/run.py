@@ -39,11 +39,13 @@ CORPORA = {"bbc": SHARED / "bbc-news" / "bbc.jsonl", "reuters": SHARED / "reuter
 NAMES = {"bbc": "BBC News", "reuters": "Reuters-21578", "seeds": "the seed articles (a quick check of the script)"}
 QUESTIONS = ROOT / "eval" / "bbc.jsonl"
 COLD_QUESTION = "What did the central bank say about interest rates?"
+WORK_CACHE = ROOT / "bench-work" / "encoders"  # set from --workdir in main()
 
 
 def _env() -> dict[str, str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    env.setdefault("ASSISTANT_EMBEDDING_CACHE_DIR", str(WORK_CACHE))  # a fresh encoder cache, prepared in the run
     return env
 
 
@@ -91,15 +93,23 @@ def export_passages(index_dir: Path, out: Path) -> int:
     store = Store(index_dir)
     manifest = store.manifest()
     with_title = manifest["chunking"].get("with_title", False)
-    db = sqlite3.connect(index_dir / manifest["generation"] / "index.sqlite")
-    rows = db.execute(
-        "SELECT p.id, a.title, p.text FROM passages p JOIN articles a ON a.id = p.article_id ORDER BY p.id"
-    ).fetchall()
-    db.close()
+    rows = []
+    for db in _databases(index_dir, manifest):
+        rows += db.execute(
+            "SELECT p.id, a.title, p.text FROM passages p JOIN articles a ON a.id = p.article_id"
+        ).fetchall()
+        db.close()
+    rows.sort()
     with out.open("w", encoding="utf-8") as f:
         for pid, title, text in rows:
             f.write(json.dumps({"id": pid, "text": indexed_text(title, text, with_title)}) + "\n")
     return len(rows)
+
+
+def _databases(index_dir: Path, manifest: dict[str, Any]) -> list[sqlite3.Connection]:
+    """The SQLite files of an index's segments (an index from before segments: its generation's one)."""
+    names = [seg["name"] for seg in manifest.get("segments", [])] or [manifest["generation"]]
+    return [sqlite3.connect(index_dir / name / "index.sqlite") for name in names]
 
 
 def make_queries(corpus: str, index_dir: Path, n: int, out: Path) -> list[str]:
@@ -108,10 +118,11 @@ def make_queries(corpus: str, index_dir: Path, n: int, out: Path) -> list[str]:
     if corpus != "bbc":
         from assistant.store import Store
 
-        store = Store(index_dir)
-        db = sqlite3.connect(index_dir / store.manifest()["generation"] / "index.sqlite")
-        titles = [t for (t,) in db.execute("SELECT title FROM articles ORDER BY id") if t and len(t.split()) > 3]
-        db.close()
+        titles = []
+        for db in _databases(index_dir, Store(index_dir).manifest()):
+            titles += [t for (t,) in db.execute("SELECT title FROM articles") if t and len(t.split()) > 3]
+            db.close()
+        titles.sort()
         rng = random.Random(5)
         asked = asked[: n // 2] + [t.capitalize() for t in rng.sample(titles, min(len(titles), n - n // 2))]
     queries = asked[:n]
@@ -180,18 +191,45 @@ def ten_new_articles(corpus: str, folder: Path) -> None:
         (folder / f"new-{i}.txt").write_text(f"{text}\n\nUpdate {i}: the story is developing.", encoding="utf-8")
 
 
+def prepare_encoder(work: Path) -> float:
+    """Index the seeds once, so that the encoder is prepared (exported; calibrated, by versions that calibrate) before
+    anything is timed: the seconds it took. An index folder's own export (earlier versions) is copied from there."""
+    warm = work / "warm-index"
+    shutil.rmtree(warm, ignore_errors=True)
+    shutil.rmtree(WORK_CACHE, ignore_errors=True)
+    print("encoder: preparing it once (indexing the seeds) ...", flush=True)
+    wall, _, _ = measured(["index", str(CORPORA["seeds"]), "--index-dir", str(warm), "--json", "--quiet"])
+    return wall
+
+
+def corpus_source(corpus: str, work: Path, limit: int) -> Path:
+    """The corpus file to index: the whole corpus, or its first `limit` articles (a JSONL corpus only)."""
+    source = CORPORA[corpus]
+    if not limit:
+        return source
+    if source.suffix != ".jsonl":
+        raise SystemExit(f"--limit takes a JSONL corpus (bbc), not {source}")
+    first = work / f"{corpus}-first{limit}.jsonl"
+    with source.open(encoding="utf-8") as f:
+        first.write_text("".join(line for _, line in zip(range(limit), f, strict=False)), encoding="utf-8")
+    return first
+
+
 def bench_corpus(
-    corpus: str, work: Path, peers: list[str], n_queries: int, encode_sample: int, rounds: int = 3
+    corpus: str, work: Path, peers: list[str], n_queries: int, encode_sample: int, rounds: int = 3, limit: int = 0
 ) -> dict[str, Any]:
     """Every measurement for one corpus; prints as it goes."""
     sys.path.insert(0, str(ROOT))
     from bench import peers as peer_mod
 
-    res: dict[str, Any] = {"corpus": corpus}
+    res: dict[str, Any] = {"corpus": corpus, "limit": limit}
     index = work / f"index-{corpus}"
     shutil.rmtree(index, ignore_errors=True)
+    if (work / "warm-index" / "encoder").is_dir():  # a version that exports into each index folder
+        shutil.copytree(work / "warm-index" / "encoder", index / "encoder")
     print(f"\n== {NAMES[corpus]}: indexing with ours ...", flush=True)
-    wall, rss, out = measured(["index", str(CORPORA[corpus]), "--index-dir", str(index), "--json", "--quiet"])
+    source = corpus_source(corpus, work, limit)
+    wall, rss, out = measured(["index", str(source), "--index-dir", str(index), "--json", "--quiet"])
     report = json.loads(out)
     passages_file, queries_file = work / f"{corpus}-passages.jsonl", work / f"{corpus}-queries.txt"
     n = export_passages(index, passages_file)
@@ -367,14 +405,20 @@ def main() -> None:
     p.add_argument("--encode-sample", type=int, default=2000, help="passages for the model-alone rate (0: all)")
     p.add_argument("--workdir", default="bench-work", help="scratch folder for indexes (default bench-work/)")
     p.add_argument("--json", help="write every figure here")
+    p.add_argument("--limit", type=int, default=0, help="index only the first N articles of a JSONL corpus (0: all)")
     args = p.parse_args()
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    global WORK_CACHE
+    WORK_CACHE = work / "encoders"
     peers = [x for x in args.peers.split(",") if x]
     print(f"machine: {machine()}")
-    results = {"machine": machine(), "runs": []}
+    results: dict[str, Any] = {"machine": machine(), "runs": [], "encoder_prepared_s": prepare_encoder(work)}
+    print(f"encoder prepared once for this machine in {results['encoder_prepared_s']:.1f} s (reported apart)")
     for corpus in args.corpora.split(","):
-        results["runs"].append(bench_corpus(corpus, work, peers, args.queries, args.encode_sample, args.rounds))
+        results["runs"].append(
+            bench_corpus(corpus, work, peers, args.queries, args.encode_sample, args.rounds, args.limit)
+        )
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf-8")
 
