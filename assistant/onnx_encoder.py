@@ -7,8 +7,9 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from .checksums import damaged
 from .types import AssistantError
 
 log = logging.getLogger("assistant")
-FOLDER = "encoder"  # inside the index folder, beside the generations
+FOLDER = "encoder"  # an export's folder (inside an index folder, where earlier versions kept it)
 MIN_COSINE = 0.999  # an export whose vectors differ more than this from the model's own is not used
 PROBES = (
     "What did Zelensky say to Russians?",
@@ -35,17 +36,37 @@ def _cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class OnnxEncoder:
-    """A sentence-transformers model (transformer, mean or CLS pooling, unit length) run by onnxruntime."""
+def encode_padded(encoder: Any, texts: Sequence[str], run: Callable[[dict[str, np.ndarray]], np.ndarray]) -> np.ndarray:
+    """Vectors for the texts, tokenized by `encoder.tokenizer` and run in batches of similar length by `run` (its
+    `inputs` as padded int64 arrays -> one vector a row); shared by every runtime of an exported encoder."""
+    out = np.zeros((len(texts), encoder.dimension), dtype=np.float32)
+    if not texts:
+        return out
+    encodings = encoder.tokenizer.encode_batch(list(texts))
+    order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # similar lengths pad little
+    for at in range(0, len(order), encoder.batch_size):
+        rows = order[at : at + encoder.batch_size]
+        width = max(len(encodings[i].ids) for i in rows)
+        arrays = {name: np.zeros((len(rows), width), dtype=np.int64) for name in INPUTS}
+        arrays["input_ids"][:] = encoder.pad_id
+        for row, i in enumerate(rows):
+            e = encodings[i]
+            arrays["input_ids"][row, : len(e.ids)] = e.ids
+            arrays["attention_mask"][row, : len(e.ids)] = e.attention_mask
+            arrays["token_type_ids"][row, : len(e.ids)] = e.type_ids
+        out[rows] = run({name: arrays[name] for name in encoder.inputs})
+    return out
 
-    def __init__(
-        self, folder: Path, batch_size: int = 32, model_file: str = "model.onnx", threads: int | None = None
-    ) -> None:
-        """Load `model.onnx` (or `model_file`), `tokenizer.json` and `encoder.json` from an exported folder; the model
-        runs on `threads` threads (default: every core this process may use)."""
-        import onnxruntime as ort
+
+class ExportedEncoder:
+    """An exported encoder's folder read: its `encoder.json`, and its tokenizer cut at the model's limit (and uncut,
+    for `fits`); a runtime subclass runs the model."""
+
+    def __init__(self, folder: Path, batch_size: int = 32) -> None:
+        """Read `encoder.json` and `tokenizer.json` from an exported folder."""
         from tokenizers import Tokenizer
 
+        self.folder = folder
         self.info = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
         self.name = self.info["model"]
         self.dimension = int(self.info["dimension"])
@@ -59,6 +80,31 @@ class OnnxEncoder:
         self.counter.no_padding()
         self.counter.no_truncation()
         self.tokenizer.enable_truncation(self.max_length)
+
+    def run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Unit vectors for one padded batch (`inputs` as int64 arrays)."""
+        raise NotImplementedError
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors for the texts, shape [len(texts), dimension]."""
+        return encode_padded(self, texts, self.run)
+
+    def fits(self, texts: Sequence[str]) -> list[bool]:
+        """Whether each text is within the model's word-piece limit, special tokens included."""
+        return [len(e.ids) <= self.max_length for e in self.counter.encode_batch(list(texts))]
+
+
+class OnnxEncoder(ExportedEncoder):
+    """A sentence-transformers model (transformer, mean or CLS pooling, unit length) run by onnxruntime."""
+
+    def __init__(
+        self, folder: Path, batch_size: int = 32, model_file: str = "model.onnx", threads: int | None = None
+    ) -> None:
+        """Load `model.onnx` (or `model_file`), `tokenizer.json` and `encoder.json` from an exported folder; the model
+        runs on `threads` threads (default: every core this process may use)."""
+        import onnxruntime as ort
+
+        super().__init__(folder, batch_size)
         options = ort.SessionOptions()
         options.inter_op_num_threads = 1
         # An explicit count: left at 0, onnxruntime pins its threads to cores, which on a shared machine made
@@ -71,29 +117,14 @@ class OnnxEncoder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "1")
         self.session = ort.InferenceSession(str(folder / model_file), options, providers=["CPUExecutionProvider"])
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length float32 vectors for the texts, shape [len(texts), dimension]."""
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        if not texts:
-            return out
-        encodings = self.tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # similar lengths pad little
-        for at in range(0, len(order), self.batch_size):
-            rows = order[at : at + self.batch_size]
-            width = max(len(encodings[i].ids) for i in rows)
-            arrays = {name: np.zeros((len(rows), width), dtype=np.int64) for name in INPUTS}
-            arrays["input_ids"][:] = self.pad_id
-            for row, i in enumerate(rows):
-                e = encodings[i]
-                arrays["input_ids"][row, : len(e.ids)] = e.ids
-                arrays["attention_mask"][row, : len(e.ids)] = e.attention_mask
-                arrays["token_type_ids"][row, : len(e.ids)] = e.type_ids
-            out[rows] = self.session.run(None, {name: arrays[name] for name in self.inputs})[0]
-        return out
+    @property
+    def onnx_folder(self) -> Path:
+        """The exported folder this encoder was loaded from (what a cluster's workers are sent)."""
+        return self.folder
 
-    def fits(self, texts: Sequence[str]) -> list[bool]:
-        """Whether each text is within the model's word-piece limit, special tokens included."""
-        return [len(e.ids) <= self.max_length for e in self.counter.encode_batch(list(texts))]
+    def run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Unit vectors for one padded batch, by onnxruntime."""
+        return self.session.run(None, arrays)[0]
 
 
 def has_onnx_encoder(index_dir: Path, model: str) -> bool:
@@ -105,15 +136,6 @@ def has_onnx_encoder(index_dir: Path, model: str) -> bool:
     return isinstance(info, dict) and info.get("model") == model
 
 
-def exported_before_fusion(index_dir: Path) -> bool:
-    """Whether the index folder's encoder was exported by a version that did not yet fuse graphs."""
-    try:
-        info = json.loads((index_dir / FOLDER / "encoder.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(info, dict) and "fused" not in info
-
-
 def load_onnx_encoder(index_dir: Path, model: str, batch_size: int = 32) -> OnnxEncoder | None:
     """The exported encoder of an index, if there is one for this model, its files match their checksums (a damaged
     one would embed wrongly without a sound) and onnxruntime can run it."""
@@ -123,7 +145,7 @@ def load_onnx_encoder(index_dir: Path, model: str, batch_size: int = 32) -> Onnx
     info = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
     problem = damaged(folder, info["files"]) if isinstance(info.get("files"), dict) else None
     if problem:
-        log.warning("the ONNX encoder in %s/ is damaged (%s); exporting it again", folder, problem)
+        log.warning("the ONNX encoder in %s/ is damaged (%s); using the shared encoder cache instead", folder, problem)
         return None
     try:
         return OnnxEncoder(index_dir / FOLDER, batch_size)
