@@ -1,4 +1,4 @@
-"""Exporting the embedding model to ONNX once per index folder (run in a child process: torch stays there)."""
+"""Exporting the embedding model to ONNX once per model and machine (run in a child process: torch stays there)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .calibration_texts import CALIBRATION_REFERENCE, calibration_texts
 from .checksums import describe
 from .onnx_encoder import EXIT_NOT_SAVED, FOLDER, INPUTS, MIN_COSINE, PROBES, OnnxEncoder
 
@@ -141,11 +142,14 @@ def export_onnx_encoder(model: Any, name: str, index_dir: Path) -> float | None:
         if cosine < MIN_COSINE:
             return None
         np.save(tmp / "probes.npy", reference.astype(np.float32))  # the model's own vectors, to check a fused graph
+        passages = model.encode(calibration_texts(), normalize_embeddings=True, convert_to_numpy=True)
+        np.save(tmp / CALIBRATION_REFERENCE, passages.astype(np.float32))  # to check every runtime (calibrate.py)
         config = net.config
         info["architecture"] = {
             k: getattr(config, k, None) for k in ("model_type", "num_attention_heads", "hidden_size")
         }
         info["min_probe_cosine"] = cosine
+        info["transformer"] = str(getattr(net, "name_or_path", "") or "")  # where torch runtimes load it from
         info["fused"] = False
         info["files"] = _checksums(tmp)
         (tmp / "encoder.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
