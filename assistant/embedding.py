@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -104,26 +105,34 @@ def load_embedder(
     offline: bool = True,
     index_dir: Path | None = None,
     strict: bool = False,
+    cache_dir: Path | None = None,
 ) -> Embedder:
-    """The embedder for a configured model: on the CPU its ONNX export in `index_dir` (made now, in a separate
-    process, if missing and the model allows it), which loads in a fraction of a second, embeds faster and keeps
-    torch out of this process; else sentence-transformers.
+    """The embedder for a configured model: on the CPU its encoder prepared once for this machine in `cache_dir`
+    (exported to ONNX and its runtimes measured, in child processes, if not there yet: see encoder_cache), which keeps
+    torch out of questions; else sentence-transformers. An index folder that holds its own export (made by an earlier
+    version) answers questions with it; indexing (`strict`) moves it to the cache (the folder's copy is removed).
 
-    An export that cannot be saved (a full disk) raises a one-line error when `strict` (indexing: an index must not
+    An encoder that cannot be saved (a full disk) raises a one-line error when `strict` (indexing: an index must not
     be left without its encoder); otherwise it is a warning and questions run through sentence-transformers.
     """
-    from .onnx_encoder import EncoderNotSaved, export_in_child, load_onnx_encoder
+    from .onnx_encoder import FOLDER, EncoderNotSaved, load_onnx_encoder
 
-    if device == "cpu" and index_dir is not None:
-        exported = load_onnx_encoder(index_dir, model, batch_size)
-        if exported is None:
-            try:
-                if export_in_child(model, index_dir, offline):
-                    exported = load_onnx_encoder(index_dir, model, batch_size)
-            except EncoderNotSaved as e:
-                if strict:
-                    raise
-                logging.getLogger("assistant").warning("%s", e)
-        if exported is not None:
-            return exported
+    if device == "cpu" and cache_dir is not None:
+        own = load_onnx_encoder(index_dir, model, batch_size) if index_dir is not None and not strict else None
+        if own is not None:
+            return own
+        from .calibrated import CalibratedEncoder
+        from .encoder_cache import prepare
+
+        try:
+            prepared = prepare(cache_dir, model, offline, batch_size)
+        except EncoderNotSaved as e:
+            if strict:
+                raise
+            logging.getLogger("assistant").warning("%s", e)
+            prepared = None
+        if prepared is not None:
+            if strict and index_dir is not None:
+                shutil.rmtree(index_dir / FOLDER, ignore_errors=True)  # an earlier version's export: the cache has it
+            return CalibratedEncoder(prepared.folder, batch_size, prepared.seconds)
     return SentenceTransformerEmbedder(model, device=device, batch_size=batch_size, offline=offline)

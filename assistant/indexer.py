@@ -40,6 +40,7 @@ class IndexReport:
     embedded: int = 0
     resumed: int = 0
     seconds: float = 0.0
+    encoder_s: float = 0.0  # preparing the encoder for this machine (once per model and machine), not in `seconds`
     skipped: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
 
@@ -50,6 +51,7 @@ class IndexReport:
             f"{self.articles} articles ({self.new} new, {self.changed} changed, {self.unchanged} unchanged, "
             f"{self.removed} removed), {self.passages} passages, {self.embedded} embedded{resumed}, "
             f"{len(self.skipped)} skipped, {self.seconds:.1f} s"
+            + (f"; encoder prepared once for this machine in {self.encoder_s:.1f} s" if self.encoder_s else "")
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -268,16 +270,15 @@ def _cluster(folder: Path, settings: Settings, embedder: Embedder) -> contextlib
     address = settings.embedding.cluster
     if not address:
         return contextlib.nullcontext()
-    from .onnx_encoder import FOLDER, OnnxEncoder
-
-    if not isinstance(embedder, OnnxEncoder):
+    encoder_dir = getattr(embedder, "onnx_folder", None)  # the exported encoder (OnnxEncoder, CalibratedEncoder)
+    if encoder_dir is None:
         raise AssistantError(
             "embedding.cluster runs the index's ONNX encoder on the workers, and this model has none (embedding.device "
             "is not cpu, or the model could not be exported); embed here instead: drop --cluster"
         )
     from .cluster import ClusterEncoder
 
-    return ClusterEncoder(address, folder / FOLDER, settings.embedding.batch_size)
+    return ClusterEncoder(address, encoder_dir, settings.embedding.batch_size)
 
 
 def _load(folder: Path, paths: Sequence[str | Path], settings: Settings, uploaded: bool) -> Loaded:

@@ -53,7 +53,8 @@ def make_index(src: Path, dest: Path, copies: int, seed: int = 7) -> dict:
     vectors = np.load(base / "vectors.npy")
     rng = np.random.default_rng(seed)
     dest.mkdir(parents=True)
-    shutil.copytree(src / "encoder", dest / "encoder")
+    if (src / "encoder").is_dir():  # an index made by an earlier version (later ones share the encoder cache)
+        shutil.copytree(src / "encoder", dest / "encoder")
     entries = []
     for c in range(copies):
         folder = dest / f"seg-{c + 1:06d}"
@@ -245,7 +246,8 @@ meta = {k: m[k] for k in ("model", "dimension", "chunking")}
 change = Change(add=[(arts[a], ps, np.array(vs)) for a, (ps, vs) in add.items()], meta=meta)
 write_generation(dest, None, change, 100_000, 32)
 """
-    shutil.copytree(index / "encoder", dest / "encoder")
+    if (index / "encoder").is_dir():  # an index made by an earlier version (later ones share the encoder cache)
+        shutil.copytree(index / "encoder", dest / "encoder")
     subprocess.run([sys.executable, "-c", script, str(old_tree), str(index), str(dest)], check=True,
                    env={**os.environ, "PYTHONPATH": str(old_tree)}, cwd=old_tree)  # fmt: skip
 

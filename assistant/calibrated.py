@@ -1,0 +1,54 @@
+"""The prepared encoder as used: questions by the runtime measured fastest for one text, passages in bulk by the one
+measured fastest in batches (loaded only when bulk comes: serving questions never loads torch for it)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .calibrate import load_runtime
+from .onnx_encoder import ExportedEncoder
+
+BULK = 64  # texts in one call from which the passage runtime is worth loading (an upload of a few passages is not)
+
+
+class CalibratedEncoder:
+    """An exported, calibrated encoder of the cache: two runtimes of the same model, chosen by measurement."""
+
+    def __init__(self, folder: Path, batch_size: int = 32, prepared_s: float = 0.0) -> None:
+        """Load the question runtime of a cache entry now; the passage runtime on first bulk use."""
+        info = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
+        choice = info["calibration"]
+        self.folder, self.batch_size, self.prepared_s = folder, batch_size, prepared_s
+        self.question_runtime, self.passage_runtime = choice["questions"], choice["passages"]
+        self.questions = load_runtime(folder, self.question_runtime, batch_size)
+        self._passages: ExportedEncoder | None = None
+        self.name, self.dimension = self.questions.name, self.questions.dimension
+        self.max_length = self.questions.max_length
+
+    @property
+    def onnx_folder(self) -> Path:
+        """The exported ONNX encoder's folder (what a cluster's workers are sent)."""
+        return self.folder
+
+    @property
+    def passages(self) -> ExportedEncoder:
+        """The runtime for bulk passages, loaded on first use."""
+        if self._passages is None:
+            same = self.passage_runtime == self.question_runtime
+            self._passages = (
+                self.questions if same else load_runtime(self.folder, self.passage_runtime, self.batch_size)
+            )
+        return self._passages
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors: bulk by the passage runtime, a few texts by the question runtime."""
+        encoder = self.passages if len(texts) >= BULK else self.questions
+        return encoder.encode(texts)
+
+    def fits(self, texts: Sequence[str]) -> list[bool]:
+        """Whether each text is within the model's word-piece limit, special tokens included."""
+        return self.questions.fits(texts)
