@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -26,11 +27,28 @@ from .fakes import HashEmbedder
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 SHARED = ROOT.parent / "shared"
+ENCODERS = "ASSISTANT_EMBEDDING_CACHE_DIR"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def encoder_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One encoder cache for the run (the model exported and calibrated once), for the `assistant` processes that
+    tests start too; the user's own cache is left alone."""
+    cache = tmp_path_factory.mktemp("encoders")
+    before = os.environ.get(ENCODERS)
+    os.environ[ENCODERS] = str(cache)
+    yield cache
+    if before is None:
+        os.environ.pop(ENCODERS, None)
+    else:
+        os.environ[ENCODERS] = before
 
 
 def settings_for(index_dir: Path, **retrieval: object) -> Settings:
-    """Default settings pointed at a temporary index."""
+    """Default settings pointed at a temporary index (and the run's encoder cache)."""
     s = Settings().replace("index", dir=str(index_dir))
+    if ENCODERS in os.environ:
+        s = s.replace("embedding", cache_dir=os.environ[ENCODERS])
     return s.replace("retrieval", **retrieval) if retrieval else s
 
 
@@ -100,7 +118,6 @@ def real_segmented(tmp_path_factory: pytest.TempPathFactory, real_index: Path) -
     """The seeds index again, written one article at a time (five segments; the last written with another article
     that is then removed: a deletion file): the same articles and passages as `real_index`."""
     index_dir = tmp_path_factory.mktemp("segmented") / "index"
-    shutil.copytree(real_index / "encoder", index_dir / "encoder")
     a = Assistant(settings_for(index_dir))
     seeds = sorted(SEEDS.iterdir())
     for f in seeds[:-1]:

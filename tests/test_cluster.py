@@ -4,7 +4,6 @@ build, a worker killed mid-run, the scheduler gone, an address nobody answers at
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +17,6 @@ import numpy as np
 import pytest
 
 from assistant import Assistant
-from assistant.onnx_encoder import FOLDER
 from assistant.types import AssistantError
 
 from .conftest import ROOT, SEEDS, bbc_sample, cli, engine_settings, settings_for
@@ -38,9 +36,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 
 def _with_encoder(index: Path, real_index: Path) -> Path:
-    """A new index folder holding the seeds index's exported encoder (so that no test exports it again)."""
+    """A new index folder (its encoder is the run's shared one, prepared with the seeds index: none exports again)."""
     index.mkdir(parents=True)
-    shutil.copytree(real_index / FOLDER, index / FOLDER)
     return index
 
 

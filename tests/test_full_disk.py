@@ -72,6 +72,7 @@ ls -a "$DISK/index"
 def test_an_index_that_cannot_hold_its_encoder_is_not_built_without_it(tmp_path):
     py = shlex.quote(sys.executable)
     script = f"""
+export ASSISTANT_EMBEDDING_CACHE_DIR="$DISK/encoders"
 {py} -m assistant index {shlex.quote(str(SEEDS))} --index-dir "$DISK/index" --quiet 2>"$DISK/../index.err"
 echo "=== index rc=$?"
 ls -a "$DISK/index" 2>/dev/null

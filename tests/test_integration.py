@@ -118,14 +118,15 @@ def test_ask_says_how_it_read_a_follow_up(real_assistant):
 
 
 def test_onnx_export_embeds_like_the_model_and_the_query_path_needs_no_torch(real_index):
+    from assistant.calibrated import CalibratedEncoder
     from assistant.embedding import SentenceTransformerEmbedder
-    from assistant.onnx_encoder import OnnxEncoder
 
-    assert (real_index / "encoder" / "model.onnx").exists()
-    # the default model is BERT-shaped: its graph is fused (attention, layer norms, GELU) and still checked
-    assert json.loads((real_index / "encoder" / "encoder.json").read_text())["fused"] is True
+    assert not (real_index / "encoder").exists()  # the encoder lives in the shared cache, not in the index
     fresh = Assistant.load(index_dir=real_index)
-    assert isinstance(fresh.embedder, OnnxEncoder)
+    assert isinstance(fresh.embedder, CalibratedEncoder)
+    info = json.loads((fresh.embedder.folder / "encoder.json").read_text())
+    # the default model is BERT-shaped: its graph is fused (attention, layer norms, GELU) and still checked
+    assert info["fused"] is True and info["calibration"]["questions"] == "onnx"
     texts = ["What did Zelensky say to Russians?", "Who fled to Georgia?", "omelette", "x " * 3000]
     texts += [fresh.article_text("003_84ced491e06fab4c.txt")[i : i + 700] for i in range(0, 7000, 700)]
     model = SentenceTransformerEmbedder()
@@ -141,21 +142,20 @@ def test_onnx_export_embeds_like_the_model_and_the_query_path_needs_no_torch(rea
     assert "complicit" in out.stdout and "heavy: []" in out.stdout
 
 
-def test_rebuild_exports_again_an_encoder_from_before_fused_graphs(tmp_path, real_index):
+def test_an_index_with_its_own_encoder_keeps_it_for_questions_and_indexing_moves_it_to_the_cache(tmp_path, real_index):
+    from assistant.onnx_encoder import OnnxEncoder
+
     index = tmp_path / "index"
     shutil.copytree(real_index, index)
-    info_file = index / "encoder" / "encoder.json"
-    info = json.loads(info_file.read_text())
-    older = {k: v for k, v in info.items() if k not in ("fused", "architecture")}  # as an earlier version wrote it
-    info_file.write_text(json.dumps(older))
+    shared = Assistant.load(index_dir=real_index).embedder.folder
+    shutil.copytree(shared, index / "encoder")  # as an earlier version kept it
+    assert isinstance(Assistant.load(index_dir=index).embedder, OnnxEncoder)
+    out = cli("ask", "What did Zelensky say to Russians?", "--index-dir", index, "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["found"], out.stderr
     out = cli("index", SEEDS, "--index-dir", index, "--quiet")
     assert out.returncode == 0, out.stderr
-    assert "fused" not in json.loads(info_file.read_text())  # an update keeps the encoder the index has
-    out = cli("index", "--rebuild", SEEDS, "--index-dir", index, "--quiet")
-    assert out.returncode == 0, out.stderr
-    again = json.loads(info_file.read_text())
-    assert again["fused"] is True and again["architecture"]["model_type"] == "bert"
-    assert again["min_probe_cosine"] >= 0.999
+    assert not (index / "encoder").exists() and "prepared" not in out.stdout  # the cache had it already
+    assert json.loads(cli("ask", "What did Zelensky say to Russians?", "--index-dir", index, "--json").stdout)["found"]
 
 
 def test_cli_index_ask_json_and_reindex(tmp_path):

@@ -35,9 +35,8 @@ PEAK_RSS = (
 
 
 def _empty_index_with_encoder(real_index, dest):
-    """A new index folder holding only the exported encoder, so that a build does not export it again."""
+    """A new, empty index folder (the encoder is in the run's shared cache, prepared once)."""
     dest.mkdir(parents=True)
-    shutil.copytree(real_index / "encoder", dest / "encoder")
     return dest
 
 
@@ -291,22 +290,23 @@ def test_damage_is_one_line_on_load_and_rebuild_recovers(tmp_path, real_index, r
     assert out.returncode == 0 and "is sound" in out.stdout and "match their checksums (every byte)" in out.stdout
 
 
-def test_a_damaged_encoder_is_noticed_and_exported_again(tmp_path, real_index):
-    index = tmp_path / "index"
-    shutil.copytree(real_index, index)
-    model = index / "encoder" / "model.onnx"
+def test_a_damaged_encoder_is_noticed_and_exported_again(tmp_path, real_index, encoder_cache, monkeypatch):
+    cache = tmp_path / "encoders"
+    shutil.copytree(encoder_cache, cache)  # this test's own copy of the run's cache
+    monkeypatch.setenv("ASSISTANT_EMBEDDING_CACHE_DIR", str(cache))
+    expected = json.loads(cli("ask", QUESTION, "--index-dir", real_index, "--json").stdout)
+    (model,) = cache.glob("*/model.onnx")
     data = bytearray(model.read_bytes())
     n = len(data) // 20
     data[len(data) // 2 : len(data) // 2 + n] = random.Random(4).randbytes(n)  # 5% garbage: it would embed wrongly
     model.write_bytes(bytes(data))
-    expected = json.loads(cli("ask", QUESTION, "--index-dir", real_index, "--json").stdout)
-    out = cli("ask", QUESTION, "--index-dir", index, "--json")
+    out = cli("ask", QUESTION, "--index-dir", real_index, "--json")
     assert out.returncode == 0, out.stderr
     warnings = [line for line in out.stderr.splitlines() if line.startswith("warning: ")]
-    assert len(warnings) == 1 and "ONNX encoder" in warnings[0] and "exporting it again" in warnings[0], out.stderr
+    assert len(warnings) == 1 and "is damaged" in warnings[0] and "preparing it again" in warnings[0], out.stderr
     same = [(p["text"], p["citations"]) for p in expected["passages"]]
     assert [(p["text"], p["citations"]) for p in json.loads(out.stdout)["passages"]] == same
-    again = cli("ask", QUESTION, "--index-dir", index, "--json")
+    again = cli("ask", QUESTION, "--index-dir", real_index, "--json")
     assert again.returncode == 0 and "warning" not in again.stderr
     print(f"damaged encoder: {warnings[0]}")
 
