@@ -4,15 +4,30 @@ measured fastest in batches (loaded only when bulk comes: serving questions neve
 from __future__ import annotations
 
 import json
+import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .calibrate import load_runtime
 from .onnx_encoder import ExportedEncoder
 
-BULK = 64  # texts in one call from which the passage runtime is worth loading (an upload of a few passages is not)
+BULK = 64  # texts in one call from which the passage runtime is loaded, when its measured gain is unknown
+
+
+def worth_loading(calibration: dict[str, Any]) -> int:
+    """Texts in one call from which loading the passage runtime pays for itself by the measured rates: its load time
+    over the time it saves a passage (an upload of a few passages stays on the question runtime)."""
+    measured = calibration.get("measured") or {}
+    fast, slow = measured.get(calibration["passages"]), measured.get(calibration["questions"])
+    try:
+        saved = 1 / slow["passages_per_s"] - 1 / fast["passages_per_s"]
+        return max(1, math.ceil(fast["load_s"] / saved)) if saved > 0 else sys.maxsize
+    except (TypeError, KeyError, ZeroDivisionError):
+        return BULK
 
 
 class CalibratedEncoder:
@@ -26,6 +41,7 @@ class CalibratedEncoder:
         self.question_runtime, self.passage_runtime = choice["questions"], choice["passages"]
         self.questions = load_runtime(folder, self.question_runtime, batch_size)
         self._passages: ExportedEncoder | None = None
+        self.bulk = worth_loading(choice) if self.passage_runtime != self.question_runtime else 1
         self.name, self.dimension = self.questions.name, self.questions.dimension
         self.max_length = self.questions.max_length
 
@@ -45,8 +61,10 @@ class CalibratedEncoder:
         return self._passages
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length float32 vectors: bulk by the passage runtime, a few texts by the question runtime."""
-        encoder = self.passages if len(texts) >= BULK else self.questions
+        """Unit-length float32 vectors: in bulk by the passage runtime (loaded when a call is large enough to pay for
+        it), a few texts by the question runtime."""
+        bulk = len(texts) >= self.bulk if self._passages is None else len(texts) > 1
+        encoder = self.passages if bulk else self.questions
         return encoder.encode(texts)
 
     def fits(self, texts: Sequence[str]) -> list[bool]:

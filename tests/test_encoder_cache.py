@@ -14,7 +14,7 @@ import pytest
 from assistant import Assistant
 from assistant import encoder_cache as cache_module
 from assistant.calibrate import Measured, measure, select
-from assistant.calibrated import BULK, CalibratedEncoder
+from assistant.calibrated import CalibratedEncoder, worth_loading
 from assistant.config import load_settings
 from assistant.encoder_cache import FOLDER, prepare, problem
 
@@ -132,6 +132,13 @@ def test_selection_takes_only_runtimes_within_the_cosine_floor():
     assert select([Measured("onnx", 0.5), Measured("torch-fp32", 1.0, error="ImportError: torch")]) is None
 
 
+def test_the_passage_runtime_is_loaded_only_for_calls_large_enough_to_pay_for_it():
+    measured = {"onnx": {"passages_per_s": 20.0, "load_s": 0.2}, "torch-bf16": {"passages_per_s": 40.0, "load_s": 2.0}}
+    calibration = {"passages": "torch-bf16", "questions": "onnx", "measured": measured}
+    assert worth_loading(calibration) == 80  # 2 s of loading / (1/20 - 1/40 s saved a passage)
+    assert worth_loading({"passages": "torch-bf16", "questions": "onnx"}) == 64  # nothing measured: a default
+
+
 class _Fake:
     """A runtime that returns the reference vectors plus noise of a given size, instantly."""
 
@@ -166,9 +173,10 @@ def test_the_chosen_runtimes_give_the_models_own_vectors(real_entry):
     for m in calibration["measured"].values():  # every candidate measured is recorded, with its rates
         assert {"min_cosine", "passages_per_s", "question_ms", "load_s"} <= set(m)
     encoder = CalibratedEncoder(real_entry)
-    texts = calibration_texts()[:BULK]  # bulk: the passage runtime
+    texts = calibration_texts() + [p.read_text()[:600] for p in sorted(SEEDS.iterdir())]
     model = SentenceTransformerEmbedder()
-    assert (encoder.encode(texts) * model.encode(texts)).sum(axis=1).min() >= 0.999
-    seeds = [p.read_text()[:600] for p in sorted(SEEDS.iterdir())]  # a few: the question runtime
-    assert (encoder.encode(seeds) * model.encode(seeds)).sum(axis=1).min() >= 0.999
+    want = model.encode(texts)
+    for runtime in (encoder.passages, encoder.questions):
+        assert (runtime.encode(texts) * want).sum(axis=1).min() >= 0.999
+    assert (encoder.encode(texts[:3]) * want[:3]).sum(axis=1).min() >= 0.999
     print(f"chosen: passages {calibration['passages']}, questions {calibration['questions']}")
