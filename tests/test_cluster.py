@@ -54,11 +54,12 @@ def _vectors(a: Assistant) -> dict[tuple, np.ndarray]:
 
 
 def _assert_same_vectors(built: Assistant, local: Assistant) -> None:
-    """The same passages, and each one's vectors within cosine 0.99999."""
+    """The same passages, and each one's vectors within cosine 0.9999 (a local build embeds with the runtime its
+    calibration chose, torch bf16 on a CPU with AMX: within 0.9999 of onnxruntime's fp32, which the workers run)."""
     a, b = _vectors(built), _vectors(local)
     assert a.keys() == b.keys()
     cosines = [float(a[k] @ b[k] / np.linalg.norm(a[k]) / np.linalg.norm(b[k])) for k in a]
-    assert min(cosines) >= 0.99999
+    assert min(cosines) >= 0.9999
 
 
 def test_cluster_builds_the_same_index_as_a_local_build(cluster, tmp_path, real_index):

@@ -152,7 +152,11 @@ def test_an_index_with_its_own_encoder_keeps_it_for_questions_and_indexing_moves
     assert isinstance(Assistant.load(index_dir=index).embedder, OnnxEncoder)
     out = cli("ask", "What did Zelensky say to Russians?", "--index-dir", index, "--json")
     assert out.returncode == 0 and json.loads(out.stdout)["found"], out.stderr
-    out = cli("index", SEEDS, "--index-dir", index, "--quiet")
+    out = cli("index", SEEDS, "--index-dir", index, "--quiet")  # nothing to embed: the encoder is not loaded
+    assert out.returncode == 0 and (index / "encoder").exists(), out.stderr
+    extra = tmp_path / "extra.txt"
+    extra.write_text("Harbour notes\n\nThe harbour master said the ferry would run late on Sunday.\n")
+    out = cli("index", extra, "--index-dir", index, "--quiet")
     assert out.returncode == 0, out.stderr
     assert not (index / "encoder").exists() and "prepared" not in out.stdout  # the cache had it already
     assert json.loads(cli("ask", "What did Zelensky say to Russians?", "--index-dir", index, "--json").stdout)["found"]
