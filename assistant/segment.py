@@ -9,11 +9,12 @@ when it is opened.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,6 @@ class Segment:
                 self.matrix = _storage(self.graph)
             else:
                 self.matrix = mapped(folder / "vectors.npy")
-        self._articles: frozenset[str] | None = None
         if search and self.graph is None and len(self.matrix):
             self.half = half_copy(np.ascontiguousarray(self.matrix))
         deleted = info.get("deleted")
@@ -88,10 +88,7 @@ class Segment:
         at = {a: i for i, a in enumerate(self.article_ids)}
         self.ids = np.array([p for p, _ in pid_art], dtype=np.int64)
         self.row_article = np.array([at[a] for _, a in pid_art], dtype=np.int32)
-        texts = self.db.execute(
-            "SELECT a.title, p.text FROM passages p JOIN articles a ON a.id = p.article_id ORDER BY p.id"
-        )
-        self.postings = Postings.build(terms(indexed_text(t, x, with_title)) for t, x in texts)
+        self.postings = _postings_of(self.db, with_title)
         try:
             index = faiss.read_index(str(self.folder / "vectors.faiss"))
         except RuntimeError:
@@ -114,33 +111,33 @@ class Segment:
             return self.live
         return allowed if self.live is None else allowed & self.live
 
-    def article_set(self) -> frozenset[str]:
+    @functools.cached_property
+    def position(self) -> dict[str, int]:
+        """Each article written into this segment (deleted ones too) by its position in `article_ids`."""
+        return {a: i for i, a in enumerate(self.article_ids)}
+
+    def article_set(self) -> Collection[str]:
         """Ids of every article written into this segment (deleted ones too)."""
-        if self._articles is None:
-            self._articles = frozenset(self.article_ids)
-        return self._articles
+        return self.position.keys()
 
     def codes(self, article_ids: Sequence[str]) -> np.ndarray:
         """The positions in `article_ids` of those of the given articles that this segment holds live."""
-        if getattr(self, "_codes", None) is None:
-            self._codes = {a: i for i, a in enumerate(self.article_ids)}
-        got = [c for a in article_ids if (c := self._codes.get(a)) is not None and a not in self.deleted]
-        return np.array(sorted(set(got)), dtype=np.int64)
+        got = {c for a in article_ids if (c := self.position.get(a)) is not None and a not in self.deleted}
+        return np.array(sorted(got), dtype=np.int64)
 
+    @functools.cached_property
     def spans(self) -> tuple[np.ndarray, np.ndarray]:
         """Each article's rows, first and past-last by article position (an article's passages are consecutive
         rows: they are written together and merges keep the order); -1 for an article without passages."""
-        if getattr(self, "_spans", None) is None:
-            ra = np.asarray(self.row_article)
-            starts = np.full(len(self.article_ids), -1, dtype=np.int64)
-            ends = np.full(len(self.article_ids), -1, dtype=np.int64)
-            if len(ra):
-                cut = np.flatnonzero(np.diff(ra)) + 1
-                first = np.concatenate(([0], cut))
-                starts[ra[first]] = first
-                ends[ra[first]] = np.concatenate((cut, [len(ra)]))
-            self._spans = (starts, ends)
-        return self._spans
+        ra = np.asarray(self.row_article)
+        starts = np.full(len(self.article_ids), -1, dtype=np.int64)
+        ends = np.full(len(self.article_ids), -1, dtype=np.int64)
+        if len(ra):
+            cut = np.flatnonzero(np.diff(ra)) + 1
+            first = np.concatenate(([0], cut))
+            starts[ra[first]] = first
+            ends[ra[first]] = np.concatenate((cut, [len(ra)]))
+        return starts, ends
 
     def articles_live(self) -> list[str]:
         """Ids of this segment's articles that are not deleted."""
@@ -154,6 +151,12 @@ class Segment:
     def close(self) -> None:
         """Close the database (mapped files go when the last reference does)."""
         self.db.close()
+
+
+def _postings_of(db: sqlite3.Connection, with_title: bool) -> Postings:
+    """BM25 postings of a segment database's passages, analysed from their text (row i = the i-th passage by id)."""
+    rows = db.execute("SELECT a.title, p.text FROM passages p JOIN articles a ON a.id = p.article_id ORDER BY p.id")
+    return Postings.build(terms(indexed_text(t, x, with_title)) for t, x in rows)
 
 
 def _storage(graph: Any) -> np.ndarray:
@@ -192,10 +195,7 @@ def write_segment(
         pid_art = db.execute("SELECT id, article_id FROM passages ORDER BY id").fetchall()
         article_ids = [r[0] for r in db.execute("SELECT id FROM articles ORDER BY id")]
         if postings is None:
-            rows = db.execute(
-                "SELECT a.title, p.text FROM passages p JOIN articles a ON a.id = p.article_id ORDER BY p.id"
-            )
-            postings = Postings.build(terms(indexed_text(t, x, with_title)) for t, x in rows)
+            postings = _postings_of(db, with_title)
     finally:
         db.close()
     if len(pid_art) != len(vectors) or len(postings) != len(vectors):

@@ -56,6 +56,7 @@ class Snapshot:
         self.avg_length = total / max(self.count, 1)
         self.analysed = not analysed_otherwise(manifest)
         self._where: dict[str, int] | None = None
+        self._meta: dict[str, dict[str, Any]] | None = None
         self._lock = threading.Lock()
 
     def where(self) -> dict[str, int]:
@@ -109,7 +110,7 @@ class Snapshot:
     def all_meta(self) -> dict[str, dict[str, Any]]:
         """Every live article's metadata, by id (in id order); read once, on first use."""
         with self._lock:
-            if getattr(self, "_meta", None) is None:
+            if self._meta is None:
                 meta = {}
                 for seg in self.segments:
                     for r in seg.query("SELECT id, title, source, path, url, published FROM articles"):

@@ -58,9 +58,10 @@ class EmbeddedView:
         parts = [(seg, rows, scores) for seg, rows, scores in parts if len(rows)]
         if not parts:
             return Scored.empty()
-        ids = np.concatenate([np.asarray(seg.ids)[np.sort(rows)] for seg, rows, _ in parts])
-        scores = np.concatenate([scores[np.argsort(rows)] for _, rows, scores in parts]).astype(np.float32)
-        arts = [seg.article_ids[c] for seg, rows, _ in parts for c in np.asarray(seg.row_article)[np.sort(rows)]]
+        parts = [(seg, rows[order], scores[order]) for seg, rows, scores in parts for order in [np.argsort(rows)]]
+        ids = np.concatenate([seg.ids[rows] for seg, rows, _ in parts])
+        scores = np.concatenate([scores for _, _, scores in parts]).astype(np.float32)
+        arts = [seg.article_ids[c] for seg, rows, _ in parts for c in seg.row_article[rows]]
         order = np.argsort(-scores, kind="stable")[:k]
         return Scored(ids[order], [arts[i] for i in order], scores[order])
 
@@ -85,7 +86,7 @@ class EmbeddedView:
         """The cosine of each given passage."""
         out = np.zeros(len(ids), np.float32)
         for seg, at, rows in self.snap.locate(ids):
-            out[at] = dot_rows(np.asarray(seg.matrix[np.sort(rows)])[np.argsort(np.argsort(rows))], qvec)
+            out[at] = dot_rows(seg.matrix[rows], qvec)
         return out
 
     # -- lexical ----------------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ class EmbeddedView:
                 if not len(codes):
                     continue
                 rows, _ = seg.postings.holding(t)  # ascending: an article holds the term if one falls in its rows
-                starts, ends = seg.spans()
+                starts, ends = seg.spans
                 hit = np.searchsorted(rows, ends[codes]) > np.searchsorted(rows, starts[codes])
                 held.update(seg.article_ids[c] for c in codes[hit & (starts[codes] >= 0)])
             out[t] = (float(idf(df, n)), held)
@@ -227,8 +228,7 @@ def _half_top(seg: Segment, qvec: np.ndarray, k: int) -> np.ndarray | None:
     if seg.half is None or 2 * k >= len(seg.ids):
         return None
     near, rows = scan(seg.half, qvec, 2 * k)
-    exact = dot_rows(np.asarray(seg.matrix[np.sort(rows)]), qvec)
-    rows = np.sort(rows)
+    exact = dot_rows(seg.matrix[rows], qvec)
     best = np.argpartition(-exact, k - 1)[:k]
     if near[-1] + HALF_ERROR >= exact[best].min():
         return None
