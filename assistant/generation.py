@@ -53,26 +53,38 @@ def write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def merge_plan(sizes: list[int], factor: int) -> list[list[int]]:
-    """Runs of adjacent segments to merge: whenever `factor` adjacent segments are of one size class (the same
-    whole power of `factor` in passages), they become one of the next class, the newest first, until none are.
+LEVEL_SPAN = 0.75  # merge_plan: a level group spans this many powers of the merge factor below its largest (Lucene's)
 
-    Each passage is then copied about once per class it climbs (log_factor of the index's growth), and at most
-    factor - 1 segments of each class are left (Lucene's log merge policy, by passages)."""
+
+def merge_plan(sizes: list[int], factor: int) -> list[list[int]]:
+    """Runs of adjacent segments to merge, oldest first (Lucene's log merge policy, by passages): each segment's
+    level is log_factor of its size; from the oldest, a level group runs to the last segment within LEVEL_SPAN of the
+    largest level left, smaller ones between included; each `factor` adjacent segments of a group become one, and
+    again, until no group holds `factor`.
+
+    So at most about factor - 1 segments are left per level group (a few groups per power of `factor`), whatever
+    mix of sizes the writes bring, each passage is copied a few times (about once per level it climbs), and a
+    large segment is never merged with a run of small writes."""
     factor = max(2, factor)
     runs = [[i] for i in range(len(sizes))]
     totals = list(sizes)
-    merged = True
-    while merged:
-        merged = False
-        classes = [int(math.log(max(t, 1), factor) + 1e-9) for t in totals]
-        for j in range(len(runs) - factor, -1, -1):
-            if len(set(classes[j : j + factor])) == 1:
-                runs[j : j + factor] = [[i for run in runs[j : j + factor] for i in run]]
-                totals[j : j + factor] = [sum(totals[j : j + factor])]
-                merged = True
-                break
-    return runs
+    while True:
+        levels = [math.log(max(t, 1), factor) for t in totals]
+        windows, start = [], 0
+        while start < len(totals):
+            bottom = max(levels[start:]) - LEVEL_SPAN
+            upto = len(totals) - 1
+            while levels[upto] < bottom:
+                upto -= 1
+            while start + factor <= upto + 1:
+                windows.append((start, start + factor))
+                start += factor
+            start = upto + 1
+        if not windows:
+            return runs
+        for a, b in reversed(windows):
+            runs[a:b] = [[i for run in runs[a:b] for i in run]]
+            totals[a:b] = [sum(totals[a:b])]
 
 
 def write_generation(

@@ -61,7 +61,6 @@ def run(args: list[str], **extra: str) -> float:
 
 def copy_into_postgres(index_dir: Path, url: str, batch: int = 200) -> dict[str, float]:
     """Write an embedded index's articles, passages and vectors into an empty database through the engine."""
-    import numpy as np
 
     from assistant.engines.postgres import PostgresEngine
     from assistant.store import Store
@@ -69,7 +68,7 @@ def copy_into_postgres(index_dir: Path, url: str, batch: int = 200) -> dict[str,
     from assistant.writer import Change
 
     manifest = Store(index_dir).manifest()
-    db = sqlite3.connect(index_dir / manifest["generation"] / "index.sqlite")
+    db, vectors_of = _source(index_dir, manifest)
     articles = db.execute("SELECT id, title, text, path, source, url, published, root FROM articles ORDER BY id")
     articles = articles.fetchall()
     meta = {k: manifest[k] for k in ("model", "dimension", "chunking")}
@@ -80,12 +79,11 @@ def copy_into_postgres(index_dir: Path, url: str, batch: int = 200) -> dict[str,
         add, root_of = [], {}
         for aid, title, text, path, source, link, published, root in part:
             rows = db.execute(
-                "SELECT seq, char_start, char_end, n_tokens, text, vector FROM passages WHERE article_id = ? "
-                "ORDER BY seq",
+                "SELECT seq, char_start, char_end, n_tokens, text, id FROM passages WHERE article_id = ? ORDER BY seq",
                 (aid,),
             ).fetchall()
             passages = [Passage(aid, r[0], r[4], r[1], r[2], r[3]) for r in rows]
-            vectors = np.frombuffer(b"".join(r[5] for r in rows), np.float32).reshape(len(rows), -1)
+            vectors = vectors_of([r[5] for r in rows])
             article = Article(aid, title, text, path or "", source or "", link or "", published or "")
             add.append((article, passages, vectors))
             root_of[aid] = root
@@ -96,6 +94,35 @@ def copy_into_postgres(index_dir: Path, url: str, batch: int = 200) -> dict[str,
     seconds = time.perf_counter() - t
     db.close()
     return {"seconds": seconds, "passages": n_passages, "passages_per_s": n_passages / seconds}
+
+
+def _source(index_dir: Path, manifest: dict) -> tuple[sqlite3.Connection, Any]:
+    """An embedded index's database and a function giving passages' vectors by id: format 1 (a generation
+    folder, vectors in SQLite) or format 2 with one segment and no deletions (`assistant index --optimize`)."""
+    import numpy as np
+
+    if manifest.get("format", 1) == 1:
+        db = sqlite3.connect(index_dir / manifest["generation"] / "index.sqlite")
+
+        def stored(ids: list[int]) -> np.ndarray:
+            blobs = dict(db.execute(f"SELECT id, vector FROM passages WHERE id IN ({','.join(map(str, ids))})"))
+            return np.frombuffer(b"".join(blobs[i] for i in ids), np.float32).reshape(len(ids), -1)
+
+        return db, stored
+    segments = manifest["segments"]
+    if len(segments) != 1 or segments[0].get("deleted"):
+        raise SystemExit(f"{index_dir}: optimize it first (assistant index --optimize --index-dir {index_dir})")
+    folder = index_dir / segments[0]["name"]
+    if (folder / "vectors.npy").exists():
+        matrix = np.load(folder / "vectors.npy", mmap_mode="r")
+    else:
+        import faiss
+
+        graph = faiss.read_index(str(folder / "graph.faiss"))
+        storage = faiss.downcast_index(graph.storage)
+        matrix = faiss.rev_swig_ptr(storage.get_xb(), graph.ntotal * graph.d).reshape(graph.ntotal, graph.d)
+    row = {int(i): r for r, i in enumerate(np.load(folder / "ids.npy"))}
+    return sqlite3.connect(folder / "index.sqlite"), lambda ids: np.asarray(matrix[[row[i] for i in ids]], np.float32)
 
 
 def timed_searches(a: Any, queries: list[str]) -> list[float]:

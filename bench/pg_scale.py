@@ -28,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from assistant.engines import pg_blocks  # noqa: E402
 from bench.engines import _env, copy_into_postgres, pg_env, run, server_rss_mb, timed_searches  # noqa: E402
 from bench.run import QUESTIONS, pct, ten_new_articles  # noqa: E402
 
@@ -63,8 +64,6 @@ def grow(url: str, size: int) -> dict[str, float]:
             for i, v in enumerate(noise):
                 copy.write_row((i, vector_text(v)))
         conn.execute("DROP INDEX na_passages_hnsw")
-        conn.execute("DROP INDEX na_postings_term")
-        conn.execute("ALTER TABLE na_postings DROP CONSTRAINT na_postings_pkey")
         step(
             "articles",
             "INSERT INTO na_articles SELECT a.id || '~' || c, title, text, path, source, url, published, sha, root, "
@@ -78,12 +77,13 @@ def grow(url: str, size: int) -> dict[str, float]:
             "CROSS JOIN generate_series(1, %s) c JOIN noise n ON n.i = (p.id * 131 + c) %% %s WHERE p.id <= %s",
             (stride, copies, NOISE_ROWS, top),
         )
-        step(
-            "postings",
-            "INSERT INTO na_postings SELECT article_id || '~' || c, term, passage_id + c * %s, tf, length "
-            "FROM na_postings, generate_series(1, %s) c WHERE passage_id <= %s",
-            (stride, copies, top),
-        )
+        t = time.perf_counter()
+        with conn.transaction():
+            seed = pg_blocks.read(conn.execute("SELECT term, base, n, width, data FROM na_blocks", binary=True))
+            conn.execute("DELETE FROM na_blocks")
+            pg_blocks.copy_blocks(conn, ((term, _tiled(p, copies, stride)) for term, p in seed.items()))
+        timings["postings"] = round(time.perf_counter() - t, 1)
+        print(f"   postings: {timings['postings']} s", flush=True)
         conn.execute("UPDATE na_terms SET df = df * %s", (copies + 1,))
         conn.execute(
             "UPDATE na_state SET generation = generation + 1, articles = articles * %s, passages = passages * %s, "
@@ -92,9 +92,6 @@ def grow(url: str, size: int) -> dict[str, float]:
         )
         conn.execute("SELECT setval('na_passage_ids', %s)", (top + copies * stride + 1,))
         conn.execute("DROP TABLE noise")
-        step("postings key", "ALTER TABLE na_postings ADD PRIMARY KEY (article_id, term, passage_id)")
-        step("postings term index", "CREATE INDEX na_postings_term ON na_postings (term, passage_id) INCLUDE (tf, "
-             "length, article_id)")  # fmt: skip
         m = json.loads(conn.execute("SELECT value::text FROM na_meta WHERE key = 'vectors'").fetchone()[0])[4:]
         step(
             "HNSW index",
@@ -105,13 +102,20 @@ def grow(url: str, size: int) -> dict[str, float]:
     return timings
 
 
+def _tiled(p: pg_blocks.Postings, copies: int, stride: int) -> pg_blocks.Postings:
+    """A term's postings with those of each copy after them (copy c's ids are the original's plus c * stride)."""
+    n = copies + 1
+    ids = (p.ids[None, :] + stride * np.arange(n, dtype=np.int64)[:, None]).ravel()
+    return pg_blocks.Postings(ids, np.tile(p.tfs, n), np.tile(p.lengths, n))
+
+
 def disk(url: str) -> dict[str, float]:
     """Megabytes on disk: the database, and each table with its indexes."""
     import psycopg
 
     with psycopg.connect(url) as conn:
         out = {"database": conn.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 2**20}
-        for table in ("na_passages", "na_postings", "na_articles", "na_terms"):
+        for table in ("na_passages", "na_blocks", "na_articles", "na_terms"):
             out[table] = conn.execute("SELECT pg_total_relation_size(%s)", (table,)).fetchone()[0] / 2**20
         out["hnsw index"] = conn.execute("SELECT pg_relation_size('na_passages_hnsw')").fetchone()[0] / 2**20
     return {k: round(v) for k, v in out.items()}

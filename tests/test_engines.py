@@ -306,3 +306,54 @@ def test_writers_in_four_processes_at_once_lose_nothing_and_readers_see_whole_st
     # never a half-written state: the counts, the articles and their passages (one each) agree in every read
     assert reads and all(state == counted == passages for state, counted, passages in reads)
     assert len({state for state, _, _ in reads}) >= 2, reads[:3] + reads[-3:]  # it read while the writers wrote
+
+
+def test_postgres_postings_blocks_merged_over_many_writes_score_as_one_build(tmp_path, seeds_copy, pg_url, monkeypatch):
+    """Each write adds a block per term, merged by the log merge policy (factor 2 here, so merges happen at every
+    size); removed passages stay in their blocks (na_dead) until a merge or optimize: the scores are one build's."""
+    import psycopg
+
+    from assistant.engines import pg_view
+
+    settings = engine_settings("postgres", tmp_path / "pg", pg_url, min_score=0.05).replace("index", merge_factor=2)
+    pg = Assistant(settings, embedder=HashEmbedder())
+    files = sorted(seeds_copy.iterdir())
+    for f in files:  # one write per article
+        assert pg.add([f]).new == 1
+    replaced = files[1]
+    replaced.write_text(replaced.read_text(encoding="utf-8") + "\n\nThe ferry crews walked out over pay.")
+    assert pg.add([replaced]).changed == 1
+    assert pg.remove([files[3].name]) == 1
+    one = _assistant(("embedded", ""), tmp_path / "one")
+    one.add([f for f in files if f != files[3]])
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM na_dead").fetchone()[0] > 0
+        most = conn.execute("SELECT max(c) FROM (SELECT count(*) AS c FROM na_blocks GROUP BY term) t").fetchone()[0]
+    assert 1 < most <= 4  # 7 writes at factor 2: merged as they came, never 7 blocks
+
+    def same() -> None:
+        held = 0
+        for q in [*QUESTIONS, "ferry crews pay"]:
+            words = query_terms(q)
+            e, p = _by_span(one, words), _by_span(pg, words)
+            assert e.keys() == p.keys()
+            held += bool(e)
+            assert np.allclose([e[k] for k in e], [p[k] for k in e], rtol=1e-4, atol=1e-5)
+            top = pg.view.lexical_top(words, 3, None)
+            assert np.allclose(pg.view.lexical_scores(words, top.ids), top.scores, rtol=1e-6)
+        assert held >= 4  # some questions' words were in the removed article alone
+
+    same()
+    assert pg.check(full=True)["ok"]
+    narrow = {h.text for h in pg.search("ferry crews pay", k=5, filters={"article_id": [files[1].name]})}
+    monkeypatch.setattr(pg_view, "ADMITTED_MAX", 0)  # a filter admitting "many": BM25's best checked in rounds
+    assert {h.text for h in pg.search("ferry crews pay", k=5, filters={"article_id": [files[1].name]})} == narrow
+    monkeypatch.undo()
+    pg.optimize()
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM na_dead").fetchone()[0] == 0
+        assert (
+            conn.execute("SELECT max(c) FROM (SELECT count(*) AS c FROM na_blocks GROUP BY term) t").fetchone()[0] == 1
+        )
+    same()
+    assert pg.check(full=True)["ok"]

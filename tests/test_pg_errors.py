@@ -73,11 +73,54 @@ def test_another_model_and_an_older_schema_say_to_rebuild(pg_url, tmp_path, seed
         Assistant.load(config=engine_settings("postgres", tmp_path, pg_url), embedder=HashEmbedder())
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE na_meta SET value = '0' WHERE key = 'schema'")
-    with pytest.raises(AssistantError, match="has schema 0, this version reads 1; rebuild"):
+    with pytest.raises(AssistantError, match="has schema 0, this version reads 2; rebuild"):
         Assistant.load(config=other, embedder=HashEmbedder())
     a = Assistant(other, embedder=HashEmbedder())
     assert a.add([seeds_copy], rebuild=True).new == 5  # a rebuild makes the tables anew
     assert len(Assistant.load(config=other, embedder=HashEmbedder()).articles()) == 5
+
+
+def _as_schema_1(url: str) -> None:
+    """Turn an index into what the previous version wrote: postings a row each (its DDL), no blocks."""
+    from assistant.engines.pg_blocks import Postings
+
+    with psycopg.connect(url) as conn:
+        article_of = dict(conn.execute("SELECT id, article_id FROM na_passages").fetchall())
+        conn.execute(
+            "CREATE TABLE na_postings (article_id text NOT NULL, term text NOT NULL, passage_id bigint NOT NULL, "
+            "tf int NOT NULL, length int NOT NULL, PRIMARY KEY (article_id, term, passage_id))"
+        )
+        conn.execute("CREATE INDEX na_postings_term ON na_postings (term, passage_id) INCLUDE (tf, length, article_id)")
+        dead = {r[0] for r in conn.execute("SELECT passage_id FROM na_dead")}
+        blocks = conn.execute("SELECT term, base, n, width, data FROM na_blocks", binary=True).fetchall()
+        with conn.cursor().copy("COPY na_postings FROM STDIN") as copy:
+            for term, base, n, width, data in blocks:
+                p = Postings.decode(base, n, width, data)
+                for pid, tf, length in zip(p.ids.tolist(), p.tfs.tolist(), p.lengths.tolist(), strict=True):
+                    if pid not in dead:
+                        copy.write_row((article_of[pid], term, pid, tf, length))
+        conn.execute("DROP TABLE na_blocks, na_dead")
+        conn.execute("DROP SEQUENCE na_block_ids")
+        conn.execute("UPDATE na_meta SET value = '1' WHERE key = 'schema'")
+
+
+def test_an_index_of_the_previous_schema_is_upgraded_by_optimize(pg_url, tmp_path, seeds_copy):
+    settings = engine_settings("postgres", tmp_path, pg_url)
+    a = Assistant(settings, embedder=HashEmbedder())
+    a.add([seeds_copy])
+    a.remove([a.articles()[0]["id"]])  # a removed article: its postings gone from the old table, dead in blocks
+    question = "What did Zelensky say to Russians?"
+    before = [(h.text, round(h.score, 5)) for h in a.search(question, k=5)]
+    _as_schema_1(pg_url)
+    with pytest.raises(AssistantError, match="has schema 1 .*upgrade it with: assistant index --optimize"):
+        Assistant.load(config=settings, embedder=HashEmbedder())
+    out = _cli(pg_url, "index", "--optimize", "--quiet")
+    assert out.returncode == 0, out.stderr
+    again = Assistant.load(config=settings, embedder=HashEmbedder())
+    assert [(h.text, round(h.score, 5)) for h in again.search(question, k=5)] == before
+    assert again.check(full=True)["ok"]
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT to_regclass('na_postings')").fetchone()[0] is None
 
 
 def test_passwords_never_show_in_settings_or_their_errors():

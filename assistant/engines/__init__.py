@@ -18,7 +18,13 @@ def engine_for(settings: IndexSettings) -> Engine:
             )
         from .postgres import PostgresEngine
 
-        return PostgresEngine(settings.url, settings.read_urls, settings.exact_max_passages, settings.hnsw_neighbors)
+        return PostgresEngine(
+            settings.url,
+            settings.read_urls,
+            settings.exact_max_passages,
+            settings.hnsw_neighbors,
+            settings.merge_factor,
+        )
     from .embedded import EmbeddedEngine
 
     return EmbeddedEngine(settings.dir, settings.merge_factor)

@@ -12,13 +12,23 @@ import numpy as np
 from ..config import redact
 from ..types import AssistantError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: postings a row each (na_postings); 2: postings in blocks (na_blocks, na_dead)
 LOCK_KEY = 7_130_512_019  # pg_advisory_xact_lock key: one writer at a time per database
 
 # Every table that holds an article's rows carries its id (`article_id`, the articles' `id`), and every key starts
-# with it: on Citus these tables are distributed by it and co-located, so an article's passages and postings live on
-# one shard and a write touches the shards of the articles it changes. na_terms, na_state, na_meta and na_roots are
-# small: Citus reference tables.
+# with it: on Citus these tables are distributed by it and co-located, so an article and its passages live on one
+# shard. Postings are one row per term and write (a block, see pg_blocks), keyed by the term: on Citus distributed
+# by it, so a term's blocks live on one shard. Block data is stored uncompressed (EXTERNAL): read often, whole.
+# na_dead, na_terms, na_state, na_meta and na_roots are small: Citus reference tables.
+DDL_BLOCKS = """
+CREATE SEQUENCE na_block_ids;
+CREATE TABLE na_blocks (term text NOT NULL, block bigint NOT NULL DEFAULT nextval('na_block_ids'),
+                        base bigint NOT NULL, n int NOT NULL, width smallint NOT NULL, data bytea NOT NULL,
+                        PRIMARY KEY (term, block));
+ALTER TABLE na_blocks ALTER COLUMN data SET STORAGE EXTERNAL;
+CREATE UNIQUE INDEX na_blocks_block ON na_blocks (block);
+CREATE TABLE na_dead (passage_id bigint PRIMARY KEY);
+"""
 DDL = """
 CREATE TABLE na_meta (key text PRIMARY KEY, value jsonb NOT NULL);
 CREATE TABLE na_state (one boolean PRIMARY KEY DEFAULT true CHECK (one), generation bigint NOT NULL,
@@ -34,14 +44,22 @@ CREATE TABLE na_passages (article_id text NOT NULL, id bigint NOT NULL, seq int,
 CREATE INDEX na_passages_id ON na_passages (id);
 CREATE INDEX na_passages_hnsw ON na_passages USING hnsw (embedding vector_ip_ops)
   WITH (m = {m}, ef_construction = {ef_construction});
-CREATE TABLE na_postings (article_id text NOT NULL, term text NOT NULL, passage_id bigint NOT NULL,
-                          tf int NOT NULL, length int NOT NULL, PRIMARY KEY (article_id, term, passage_id));
-CREATE INDEX na_postings_term ON na_postings (term, passage_id) INCLUDE (tf, length, article_id);
-CREATE TABLE na_terms (term text PRIMARY KEY, df bigint NOT NULL);
+{blocks}CREATE TABLE na_terms (term text PRIMARY KEY, df bigint NOT NULL);
 CREATE TABLE na_roots (path text PRIMARY KEY);
 INSERT INTO na_state VALUES (true, 0, 0, 0, 0);
 """
-TABLES = ("na_postings", "na_passages", "na_articles", "na_terms", "na_roots", "na_state", "na_meta")
+DDL = DDL.replace("{blocks}", DDL_BLOCKS)
+TABLES = (
+    "na_postings",
+    "na_blocks",
+    "na_dead",
+    "na_passages",
+    "na_articles",
+    "na_terms",
+    "na_roots",
+    "na_state",
+    "na_meta",
+)
 
 
 class NoIndex(AssistantError):

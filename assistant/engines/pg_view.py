@@ -12,7 +12,7 @@ import numpy as np
 from ..analysis import idf
 from ..highlight import analysed_otherwise
 from ..types import AssistantError
-from . import pg_bm25
+from . import pg_blocks
 from .base import Filter, PassageRow, Scored
 from .pg_connect import database_error, vector_text, where_is
 
@@ -25,11 +25,7 @@ EXACT_MAX = 5_000
 _ARTICLE = "id, title, source, path, url, published"
 _ARTICLE_A = "a.id, a.title, a.source, a.path, a.url, a.published"
 EF_SEARCH = 512  # hnsw.ef_search each read starts with (retrieval.hnsw_ef_search's default); another is set when asked
-_HELD = (
-    "SELECT 0, t, a FROM unnest(%s::text[]) AS t CROSS JOIN unnest(%s::text[]) AS a CROSS JOIN LATERAL "
-    "(SELECT 1 FROM na_postings po WHERE po.article_id = a AND po.term = t LIMIT 1) AS x "
-    "UNION ALL SELECT 1, term, df::text FROM na_terms WHERE term = ANY(%s) AND df > 0"
-)
+ADMITTED_MAX = 50_000  # a filter admitting up to this many passages is read whole; past it, BM25's best are checked
 
 
 def _compile(where: Filter | None) -> tuple[str, dict[str, Any]]:
@@ -89,13 +85,13 @@ class PostgresView:
         """What this read has already fetched (counts, document frequencies, articles); nothing outside a read."""
         return getattr(self._bound, "cache", None) or {"df": {}, "articles": {}}
 
-    def _rows(self, sql: str, params: Any = None) -> list[tuple]:
+    def _rows(self, sql: str, params: Any = None, binary: bool = False) -> list[tuple]:
         conn = self._fixed or getattr(self._bound, "conn", None)
         try:
             if conn is not None:
-                return conn.execute(sql, params).fetchall()
+                return conn.execute(sql, params, binary=binary).fetchall()
             with self.engine.reader() as c:
-                return c.execute(sql, params).fetchall()
+                return c.execute(sql, params, binary=binary).fetchall()
         except AssistantError:
             raise
         except Exception as e:  # noqa: BLE001 - psycopg's errors: one line
@@ -176,54 +172,116 @@ class PostgresView:
         got = dict(rows)
         return np.array([got.get(int(i), 0.0) for i in ids], np.float32)
 
+    def _postings(self, words: Sequence[str]) -> tuple[dict[str, pg_blocks.Postings], dict[str, int]]:
+        """The postings of those of these terms that some passage holds (their document frequencies with them): one
+        query for the terms not yet read in this read."""
+        cache = self._cache()
+        known, dfs = cache.setdefault("postings", {}), cache["df"]
+        missing = [t for t in dict.fromkeys(words) if t not in known]
+        if missing:
+            rows = self._rows(
+                "SELECT t.term, t.df, b.base, b.n, b.width, b.data FROM na_terms t LEFT JOIN na_blocks b "
+                "ON b.term = t.term WHERE t.term = ANY(%s) AND t.df > 0",
+                (missing,),
+                binary=True,
+            )
+            dfs.update(dict.fromkeys(missing, 0))
+            dfs.update((r[0], int(r[1])) for r in rows)
+            known.update(dict.fromkeys(missing))
+            known.update(pg_blocks.read(r[:1] + r[2:] for r in rows if r[2] is not None))
+        return {t: known[t] for t in words if known.get(t) is not None}, {t: dfs[t] for t in words if dfs.get(t)}
+
+    def _dead(self) -> np.ndarray:
+        """Removed passages that blocks still hold (sorted), kept by the engine from one generation to the next."""
+        cache = self._cache()
+        if "dead" not in cache:
+            held = None if self._fixed is not None else self.engine.dead
+            if held is None or held[0] != self.generation:
+                ids = self._rows("SELECT passage_id FROM na_dead ORDER BY 1")
+                held = (self.generation, np.array([r[0] for r in ids], np.int64))
+                if self._fixed is None:
+                    self.engine.dead = held
+            cache["dead"] = held[1]
+        return cache["dead"]
+
     def _query(self, words: Sequence[str]) -> dict[str, Any] | None:
-        """Query terms with their IDFs (those in no passage left out), and the average passage length."""
+        """Query terms with their IDFs and postings (those in no passage left out), and the average length."""
         words = list(dict.fromkeys(words))
         if not words:
             return None
         n, avg = self._stats()
-        df = self._dfs(words)
-        found = [t for t in words if t in df]
-        if not found or n == 0:
+        postings, df = self._postings(words)
+        idfs = {t: float(idf(float(df[t]), n)) for t in words if t in df}
+        if not idfs or n == 0:
             return None
-        idfs = [float(idf(float(df[t]), n)) for t in found]
-        return {"terms": found, "idfs": idfs, "dfs": [df[t] for t in found], "avg": avg}
+        return {"idfs": idfs, "avg": avg, "postings": postings}
 
     def lexical_top(self, words: Sequence[str], k: int, where: Filter | None) -> Scored:
-        """The k best BM25 scores, summed from the postings of the query's terms."""
+        """The k best BM25 scores, summed from the blocks of the query's terms (ties: the lower id first)."""
         query = self._query(words)
         if query is None:
             return Scored.empty()
+        lo, scores = pg_blocks.sums(query["postings"], query["idfs"], query["avg"])
+        dead = self._dead()
+        dead = dead[(dead >= lo) & (dead < lo + len(scores))]
+        scores[dead - lo] = 0
+        if where is not None:
+            return self._filtered_top(scores, lo, k, where)
+        best = _best(scores, k)
+        found = dict(
+            self._rows("SELECT id, article_id FROM na_passages WHERE id = ANY(%s)", ([lo + int(i) for i in best],))
+        )
+        return Scored(best + lo, [found[lo + int(i)] for i in best], scores[best])
+
+    def _filtered_top(self, scores: np.ndarray, lo: int, k: int, where: Filter) -> Scored:
+        """The k best that the filter admits: its passages read whole when few, else BM25's best checked in rounds
+        (each eight times deeper) until k pass."""
         cond, params = _compile(where)
-        join = "" if where is None else "JOIN na_articles a ON a.id = po.article_id"
-        return self._scored(pg_bm25.summed(self._rows, query, k, cond, params, join))
+        join = "FROM na_passages p JOIN na_articles a ON a.id = p.article_id"
+        rows = self._rows(f"SELECT p.id, p.article_id {join} WHERE {cond} LIMIT {ADMITTED_MAX + 1}", params)
+        if len(rows) <= ADMITTED_MAX:
+            ids = np.array([r[0] for r in rows], np.int64)
+            inside = (ids >= lo) & (ids < lo + len(scores))
+            kept = np.zeros_like(scores)
+            kept[ids[inside] - lo] = scores[ids[inside] - lo]
+            best = _best(kept, k)
+            found = dict(rows)
+            return Scored(best + lo, [found[lo + int(i)] for i in best], kept[best])
+        depth = max(8 * k, 256)
+        while True:
+            best = _best(scores, depth)
+            sql = f"SELECT p.id, p.article_id {join} WHERE p.id = ANY(%(ids)s) AND {cond}"
+            found = dict(self._rows(sql, {**params, "ids": [lo + int(i) for i in best]}))
+            passed = np.array([i for i in best if lo + int(i) in found], np.int64)[:k]
+            if len(passed) >= k or len(best) < depth:
+                return Scored(passed + lo, [found[lo + int(i)] for i in passed], scores[passed])
+            depth *= 8
 
     def lexical_scores(self, words: Sequence[str], ids: np.ndarray) -> np.ndarray:
         """The BM25 score of each given passage."""
         query = self._query(words) if len(ids) else None
         if query is None:
             return np.zeros(len(ids), np.float32)
-        got = pg_bm25.scores_of(self._rows, query, [int(i) for i in ids])
-        return np.array([got.get(int(i), 0.0) for i in ids], np.float32)
+        out = pg_blocks.scores_of(query["postings"], query["idfs"], query["avg"], np.asarray(ids, np.int64))
+        out[np.isin(np.asarray(ids, np.int64), self._dead())] = 0
+        return out
 
     def term_stats(self, words: Sequence[str], article_ids: Sequence[str]) -> dict[str, tuple[float, set[str]]]:
-        """Each term's IDF and which of the given articles hold it."""
+        """Each term's IDF and which of the given articles hold it (their live passages found in its postings)."""
         n, _ = self._stats()
         words = list(dict.fromkeys(words))
-        known = self._cache()["df"]
-        missing = [t for t in words if t not in known]
         held: dict[str, set[str]] = {t: set() for t in words}
-        if article_ids or missing:  # one round trip: which articles hold each term (a probe of the primary key
-            # per term and article), and the document frequencies not yet fetched
-            known.update(dict.fromkeys(missing, 0))
-            for kind, term, value in self._rows(_HELD, (words, list(article_ids), missing)):
-                if kind:
-                    known[term] = int(value)
-                else:
-                    held[term].add(value)
-        df = {t: known[t] for t in words if known[t] > 0}
+        if article_ids:
+            postings, df = self._postings(words)
+            rows = self._rows("SELECT id, article_id FROM na_passages WHERE article_id = ANY(%s)", (list(article_ids),))
+            ids = np.array([r[0] for r in rows], np.int64)
+            for t, p in postings.items():
+                hit, _ = p.at(ids)
+                held[t] = {rows[i][1] for i in np.flatnonzero(hit)}
+        else:
+            df = self._dfs(words)
         n = max(n, 1)
-        return {t: (float(idf(float(df[t]), n)) if t in df else float(idf(0.0, n)), held[t]) for t in words}
+        return {t: (float(idf(float(df[t]), n)) if df.get(t) else float(idf(0.0, n)), held[t]) for t in words}
 
     def idf(self, term: str) -> float:
         """A stemmed term's IDF (0 when unknown)."""
@@ -303,3 +361,16 @@ class PostgresView:
 
     def close(self) -> None:
         """Nothing to let go of: connections belong to the engine's pools."""
+
+
+def _best(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k highest scores above 0, best first (ties: the lower position first)."""
+    if k <= 0 or not len(scores):
+        return np.zeros(0, np.int64)
+    if k < len(scores):
+        threshold = np.partition(scores, len(scores) - k)[len(scores) - k]
+        candidates = np.flatnonzero(scores >= max(threshold, np.float32(1e-30)))
+    else:
+        candidates = np.flatnonzero(scores > 0)
+    order = np.lexsort((candidates, -scores[candidates]))
+    return candidates[order][:k].astype(np.int64)

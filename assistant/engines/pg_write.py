@@ -6,38 +6,48 @@ import time
 from collections import Counter
 from typing import Any
 
+import numpy as np
+
 from ..analysis import terms
 from ..chunking import indexed_text
+from ..generation import MERGE_FACTOR
 from ..highlight import analyse
 from ..quotes import find_quotes, passage_quotes
+from . import pg_blocks
+from .pg_blocks import Postings
 from .pg_connect import vector_text
 
 
-def apply_change(conn: Any, change: Any, with_title: bool) -> None:
+def apply_change(conn: Any, change: Any, with_title: bool, merge_factor: int = MERGE_FACTOR) -> None:
     """Delete the removed and replaced articles, insert the added ones, keep the BM25 statistics and the state's
-    counts in step; every statement touches only the articles changed (cost independent of the index's size)."""
+    counts in step; every statement touches only the articles changed and the blocks of the terms they hold (cost
+    independent of the index's size, merges aside: each term's blocks by the log merge policy)."""
     gone = list(change.remove) + [a.id for a, _, _ in change.add]
     removed_articles = removed_passages = removed_length = 0
     touched: list[str] = []
     if gone:
+        rows = conn.execute(
+            "DELETE FROM na_passages p USING na_articles a WHERE a.id = p.article_id AND p.article_id = ANY(%s) "
+            "RETURNING p.id, p.length, a.title, p.text",
+            (gone,),
+        ).fetchall()
+        held: Counter[str] = Counter()
+        for _, _, title, text in rows:  # the terms each passage was indexed with: its document frequencies go down
+            held.update(set(terms(indexed_text(title or "", text or "", with_title))))
+        removed_passages, removed_length = len(rows), sum(r[1] for r in rows)
+        if rows:
+            conn.execute("INSERT INTO na_dead SELECT unnest(%s::bigint[])", ([r[0] for r in rows],))
         touched = [
             r[0]
             for r in conn.execute(
-                "WITH g AS (DELETE FROM na_postings WHERE article_id = ANY(%s) RETURNING term), "
-                "c AS (SELECT term, count(*) AS n FROM g GROUP BY term) "
-                "UPDATE na_terms t SET df = t.df - c.n FROM c WHERE t.term = c.term RETURNING t.term",
-                (gone,),
+                "UPDATE na_terms t SET df = t.df - c.n FROM unnest(%s::text[], %s::bigint[]) AS c(term, n) "
+                "WHERE t.term = c.term RETURNING t.term",
+                (list(held), list(held.values())),
             )
         ]
-        removed_passages, removed_length = conn.execute(
-            "WITH d AS (DELETE FROM na_passages WHERE article_id = ANY(%s) RETURNING length) "
-            "SELECT count(*), coalesce(sum(length), 0) FROM d",
-            (gone,),
-        ).fetchone()
         removed_articles = conn.execute("DELETE FROM na_articles WHERE id = ANY(%s)", (gone,)).rowcount
     n_passages = sum(len(ps) for _, ps, _ in change.add)
     ids = [r[0] for r in conn.execute("SELECT nextval('na_passage_ids') FROM generate_series(1, %s)", (n_passages,))]
-    df: Counter[str] = Counter()
     added_length = 0
     now = time.time()
     with conn.cursor() as cur:
@@ -49,7 +59,7 @@ def apply_change(conn: Any, change: Any, with_title: bool) -> None:
             ],
         )
     at = 0
-    posting_rows = []
+    postings: dict[str, list[tuple[int, int, int]]] = {}
     sql = "COPY na_passages (article_id, id, seq, char_start, char_end, n_tokens, length, text, analysis, embedding)"
     with conn.cursor().copy(sql + " FROM STDIN") as passages:  # one COPY at a time on a connection
         for article, ps, vectors in change.add:
@@ -58,23 +68,24 @@ def apply_change(conn: Any, change: Any, with_title: bool) -> None:
                 pid = ids[at]
                 at += 1
                 words = terms(indexed_text(article.title, p.text, with_title))
-                counts = Counter(words)
-                df.update(counts.keys())
                 added_length += len(words)
                 passages.write_row(
                     (article.id, pid, p.seq, p.char_start, p.char_end, p.n_tokens, len(words), p.text,
                      analyse(p.text, passage_quotes(quotes, p.char_start, p.char_end)), vector_text(vec))
                 )  # fmt: skip
-                posting_rows += [(article.id, term, pid, tf, len(words)) for term, tf in counts.items()]
-    with conn.cursor().copy("COPY na_postings (article_id, term, passage_id, tf, length) FROM STDIN") as postings:
-        for row in posting_rows:
-            postings.write_row(row)
-    if df:
+                for term, tf in Counter(words).items():
+                    postings.setdefault(term, []).append((pid, tf, len(words)))
+    blocks = {
+        t: Postings(*(np.array(col, np.int64) for col in zip(*rows, strict=True))) for t, rows in postings.items()
+    }
+    pg_blocks.copy_blocks(conn, blocks.items())
+    if blocks:
         conn.execute(
             "INSERT INTO na_terms SELECT * FROM unnest(%s::text[], %s::bigint[]) "
             "ON CONFLICT (term) DO UPDATE SET df = na_terms.df + excluded.df",
-            (list(df), list(df.values())),
+            (list(blocks), [len(p.ids) for p in blocks.values()]),
         )
+        pg_blocks.merge_terms(conn, list(blocks), merge_factor)
     if touched:
         conn.execute("DELETE FROM na_terms WHERE term = ANY(%s) AND df <= 0", (touched,))
     conn.execute(
@@ -98,10 +109,15 @@ def check_counts(conn: Any, full: bool) -> str | None:
     length = conn.execute("SELECT coalesce(sum(length), 0) FROM na_passages").fetchone()[0]
     if length != total:
         return f"the passages' total length is {length}, the state says {total}"
-    wrong = conn.execute(
-        "SELECT count(*) FROM na_terms t FULL JOIN (SELECT term, count(*) AS n FROM na_postings GROUP BY term) c "
-        "ON c.term = t.term WHERE t.df IS DISTINCT FROM c.n"
-    ).fetchone()[0]
+    dead = pg_blocks.dead_ids(conn)
+    counted: Counter[str] = Counter()
+    with conn.cursor(name="na_check", binary=True) as cur:  # server-side: every block, a batch at a time
+        cur.execute("SELECT term, base, n, width, data FROM na_blocks")
+        for term, base, n, width, data in cur:
+            ids = Postings.decode(base, n, width, data).ids
+            counted[term] += n - (int(np.isin(ids, dead, assume_unique=True).sum()) if len(dead) else 0)
+    kept = dict(conn.execute("SELECT term, df FROM na_terms").fetchall())
+    wrong = sum(1 for t in set(kept) | {t for t, n in counted.items() if n} if kept.get(t, 0) != counted.get(t, 0))
     return f"{wrong} terms' document frequencies disagree with the postings" if wrong else None
 
 

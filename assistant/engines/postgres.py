@@ -10,11 +10,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from ..generation import MERGE_FACTOR
 from ..highlight import ANALYSIS_VERSION, analysed_otherwise
 from ..types import AssistantError
 from ..vectors import EF_CONSTRUCTION  # the embedded engine's graph quality
 from .pg_connect import (
     DDL,
+    DDL_BLOCKS,
     LOCK_KEY,
     SCHEMA_VERSION,
     TABLES,
@@ -41,9 +43,19 @@ _BEGIN_READ = (
 class PostgresEngine:
     """An index in a PostgreSQL database with pgvector: writes to the primary, searches to a replica if given."""
 
-    def __init__(self, url: str, read_urls: Sequence[str] = (), exact_max: int = 100_000, neighbors: int = 32) -> None:
-        """An engine over the database at `url` (the primary) and its read replicas."""
+    def __init__(
+        self,
+        url: str,
+        read_urls: Sequence[str] = (),
+        exact_max: int = 100_000,
+        neighbors: int = 32,
+        merge_factor: int = MERGE_FACTOR,
+    ) -> None:
+        """An engine over the database at `url` (the primary) and its read replicas; each term's postings blocks
+        merged by `merge_factor` (the log merge policy)."""
         self.url = url
+        self.merge_factor = merge_factor
+        self.dead: tuple[str, Any] | None = None  # (generation, removed passages blocks still hold): PostgresView
         self.location = where_is(url)
         self.exact_max = exact_max
         self.neighbors = neighbors
@@ -95,13 +107,19 @@ class PostgresEngine:
                 if not conn.closed:
                     conn.execute("COMMIT")
 
-    def _state(self, conn: Any) -> dict[str, Any] | None:
-        """The meta and counts of the index in a database (None: no index there); schema checked."""
+    def _state(self, conn: Any, upgrading: bool = False) -> dict[str, Any] | None:
+        """The meta and counts of the index in a database (None: no index there); schema checked (`upgrading`:
+        schema 1 let through)."""
         exists = conn.execute("SELECT to_regclass('na_meta') IS NOT NULL").fetchone()[0]
         if not exists:
             return None
         meta = dict(conn.execute("SELECT key, value FROM na_meta").fetchall())
-        if meta.get("schema") != SCHEMA_VERSION:
+        if meta.get("schema") != SCHEMA_VERSION and not (upgrading and meta.get("schema") == 1):
+            if meta.get("schema") == 1:
+                raise AssistantError(
+                    f"the index in {self.location} has schema 1 (an earlier version's), this version reads "
+                    f"{SCHEMA_VERSION}; upgrade it with: assistant index --optimize (nothing is embedded again)"
+                )
             raise AssistantError(
                 f"the index in {self.location} has schema {meta.get('schema')}, this version reads "
                 f"{SCHEMA_VERSION}; rebuild it with: {self.rebuild_hint()}"
@@ -113,7 +131,7 @@ class PostgresEngine:
     def exists(self) -> bool:
         """Whether the database holds an index."""
         with self.reader() as conn:
-            return self._state(conn) is not None
+            return self._state(conn, upgrading=True) is not None
 
     def open(self) -> PostgresView:
         """A view of the current state; one line when there is no index or the database cannot be reached."""
@@ -157,18 +175,34 @@ class PostgresEngine:
             raise database_error(self.url, e, "writing (nothing was written)") from None
 
     def optimize(self, exact_max: int, neighbors: int, progress: bool = False) -> dict[str, Any]:
-        """VACUUM ANALYZE the index's tables (dead rows of replaced articles reclaimed, planner statistics fresh)."""
+        """Merge each term's postings blocks into one (removed passages dropped; an index of schema 1 upgraded to
+        blocks), in one write; then VACUUM ANALYZE the tables (dead rows reclaimed, planner statistics fresh)."""
+        from . import pg_blocks
+
+        with self.writing():
+            conn = self._tx.conn
+            try:
+                meta = self._state(conn, upgrading=True)
+                if meta is None:
+                    raise AssistantError(
+                        f"no index in {self.location}; build one with: assistant index PATH (e.g. seeds/)"
+                    )
+                if meta.get("schema") == 1:
+                    _upgrade(conn)
+                pg_blocks.compact(conn)
+            except AssistantError:
+                raise
+            except Exception as e:  # noqa: BLE001 - psycopg's errors: one line, nothing written
+                raise database_error(self.url, e, "optimizing (nothing was written)") from None
         try:
             with self._primary.connection() as conn:
-                for table in ("na_articles", "na_passages", "na_postings", "na_terms"):
+                for table in ("na_articles", "na_passages", "na_blocks", "na_dead", "na_terms"):
                     conn.execute(f"VACUUM (ANALYZE) {table}")
                 meta = self._state(conn)
         except AssistantError:
             raise
         except Exception as e:  # noqa: BLE001 - psycopg's errors: one line
             raise database_error(self.url, e, "optimizing") from None
-        if meta is None:
-            raise AssistantError(f"no index in {self.location}; build one with: assistant index PATH (e.g. seeds/)")
         return meta
 
     @contextlib.contextmanager
@@ -190,7 +224,7 @@ class PostgresEngine:
                 _create(conn, change.meta, neighbors)
             elif analysed_otherwise(latest.meta):
                 reanalyse(conn)  # analysed by an earlier version: once, with this write
-            apply_change(conn, change, change.meta["chunking"].get("with_title", False))
+            apply_change(conn, change, change.meta["chunking"].get("with_title", False), self.merge_factor)
             meta = self._state(conn)
         except AssistantError:
             raise
@@ -202,7 +236,7 @@ class PostgresEngine:
         """Check that the counts the index keeps agree with its rows (`full`: the BM25 statistics too)."""
         from .pg_write import check_counts
 
-        with self._primary.connection() as conn:
+        with self._primary.connection() as conn, conn.transaction():  # one snapshot for every count
             meta = self._state(conn)
             if meta is None:
                 raise AssistantError(f"no index in {self.location}; build one with: assistant index PATH")
@@ -256,11 +290,27 @@ def _create(conn: Any, meta: dict[str, Any], neighbors: int) -> None:
         raise AssistantError(
             f"could not enable pgvector ({text}); ask the database owner to run: CREATE EXTENSION vector"
         ) from None
+    generation = 0  # a rebuilt index goes on from the last generation: a reader never sees one number twice
+    if conn.execute("SELECT to_regclass('na_state') IS NOT NULL").fetchone()[0]:
+        generation = conn.execute("SELECT coalesce(max(generation), 0) FROM na_state").fetchone()[0]
     for table in TABLES:
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute("DROP SEQUENCE IF EXISTS na_passage_ids")
+    conn.execute("DROP SEQUENCE IF EXISTS na_block_ids")
     conn.execute(DDL.format(dim=int(meta["dimension"]), m=int(neighbors), ef_construction=EF_CONSTRUCTION))
+    conn.execute("UPDATE na_state SET generation = %s", (generation,))
     values = {"schema": SCHEMA_VERSION, "analysis": ANALYSIS_VERSION, "vectors": f"hnsw{neighbors}"}
     values.update({k: meta[k] for k in ("model", "dimension", "chunking")})
     for key, value in values.items():
         conn.execute("INSERT INTO na_meta VALUES (%s, %s)", (key, Jsonb(value)))
+
+
+def _upgrade(conn: Any) -> None:
+    """Schema 1 to 2 in the writer's transaction: postings rows become blocks (nothing embedded again)."""
+    from psycopg.types.json import Jsonb
+
+    from . import pg_blocks
+
+    conn.execute(DDL_BLOCKS)
+    pg_blocks.upgrade(conn)
+    conn.execute("UPDATE na_meta SET value = %s WHERE key = 'schema'", (Jsonb(SCHEMA_VERSION),))
