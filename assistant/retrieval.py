@@ -152,10 +152,10 @@ def said_first(question: str, hits: list[Hit]) -> list[Hit]:
 
 
 def citation(view: View, article_id: str, start: int, end: int) -> Citation:
-    """A citation of a span of an article, with the article's title, source, file and date."""
+    """A citation of a span of an article, with the article's title, source, file, date and web address."""
     meta = view.article(article_id) or {}
     source, path, published = meta.get("source") or "", meta.get("path") or "", meta.get("published") or ""
-    return Citation(article_id, meta["title"], source, path, start, end, published)
+    return Citation(article_id, meta["title"], source, path, start, end, published, meta.get("url") or "")
 
 
 def _shared_runs(g: Hit, h: Hit, size: int) -> list[tuple[int, tuple[int, int], tuple[int, int]]]:

@@ -48,6 +48,7 @@ class Citation:
     char_start: int
     char_end: int
     published: str = ""  # the article's publication date, as given ("" when unknown)
+    url: str = ""  # the article's web address, when its file gave one
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,21 @@ def hit_to_dict(hit: Hit, rank: int) -> dict[str, Any]:
             {"speaker": q.speaker, "text": hit.text[q.start : q.end], "start": q.start, "end": q.end, "kind": q.kind}
             for q in hit.quotes
         ],
+    }
+
+
+def hit_to_record(hit: Hit, rank: int) -> dict[str, Any]:
+    """One hit as a flat record: its first citation's fields beside rank, score and passage id, then the text; the
+    other articles it stands for under `also_in` (the rows of `assistant batch`, other tools' metadata)."""
+    first, *others = hit.citations
+    return {
+        "rank": rank,
+        **asdict(first),
+        "score": round(hit.score, 4),
+        "confidence": hit.confidence,
+        "passage_id": hit.passage_id,
+        "also_in": [c.article_id for c in others],
+        "text": hit.text,
     }
 
 
