@@ -1,4 +1,4 @@
-"""Command line: `assistant index|ask|search|remove|eval`, a thin shell over `Assistant`."""
+"""Command line: `assistant index|ask|search|batch|quotes|remove|check|eval|serve`, a thin shell over `Assistant`."""
 
 from __future__ import annotations
 
@@ -93,6 +93,29 @@ def _parser() -> argparse.ArgumentParser:
             help="an earlier question of the conversation, for follow-ups like 'What did he say?' (repeatable)",
         )
         s.add_argument("--json", action="store_true", help="print JSON")
+
+    s = sub.add_parser(
+        "batch",
+        parents=[common, only],
+        help="search many questions from a file and write every hit with its citation to a CSV or JSONL file",
+        description="Each question is searched as `assistant search` does, with a progress bar; every passage found "
+        "is one row: question, rank, title, source, published, url, path, article_id, char_start, char_end, score, "
+        "confidence, also_in, text. A question that cannot be searched (empty, too long) is named on stderr and the "
+        "others go on (exit 3). The results are written to a temporary file renamed into place: an interrupted batch "
+        "leaves the file that was there. In CSV, a cell starting with = + - @ gets a leading ' so that a spreadsheet "
+        "shows it rather than running it.",
+    )
+    s.add_argument(
+        "questions",
+        metavar="QUESTIONS",
+        help="a .txt file (one question a line; blank lines and lines starting with # skipped) or a .csv file",
+    )
+    s.add_argument("--out", required=True, metavar="RESULTS", help="where to write: results.csv or results.jsonl")
+    s.add_argument(
+        "--column", metavar="NAME", help="the .csv column holding the questions (default: 'question', else the first)"
+    )
+    s.add_argument("--k", type=int, default=10, help="passages a question (default 10)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser(
         "quotes",
@@ -297,6 +320,18 @@ def run(args: argparse.Namespace) -> int:
             if not answer.found:
                 print(answer.message)
         return 0
+    if args.command == "batch":
+        from .batch import run_batch
+
+        if args.k < 1:
+            print("error: --k must be at least 1", file=sys.stderr)
+            return EXIT_ERROR
+        out = Path(args.out)
+        report = run_batch(a, Path(args.questions), out, args.column, args.k, _filters(args), not args.quiet)
+        for s in report.skipped:
+            print(f"skipped: {s}", file=sys.stderr)
+        print(report.summary(out))
+        return EXIT_SKIPPED if report.skipped else 0
     if args.command == "quotes":
         from .answer import cite
 

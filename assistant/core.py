@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .answer import build_answer
+from .batch import Asked
 from .config import Settings, load_settings
 from .conversation import contextualize
 from .decoding import SURROGATE
 from .embedding import Embedder, load_embedder
 from .engines import Engine, View, engine_for
+from .engines.base import Filter
 from .indexer import IndexReport, check_compatible, optimize_index, remove_articles, update_index
 from .quotebook import find_said
 from .retrieval import rank, rank_articles, search, searchable
@@ -193,6 +195,26 @@ class Assistant:
         view = self.view  # one state for the whole search, whatever a writer does meanwhile
         hits = search(view, self.embedder, self.settings.retrieval, query, k, filters)
         return query, hits, view.generation
+
+    def batch(
+        self,
+        questions: Iterable[str],
+        k: int = 10,
+        filters: Mapping[str, Any] | None = None,
+        progress: bool = False,
+    ) -> Iterator[Asked]:
+        """Search each question in turn (a progress bar with `progress`), as `search` does; a question that fails
+        (empty, too long, not text) comes back with its one-line error, and the others go on."""
+        from tqdm import tqdm
+
+        Filter.parse(filters)  # bad filters: one error for the batch, not one a question
+        for question in tqdm(questions, desc="questions", unit="q", disable=not progress, dynamic_ncols=True):
+            try:
+                if isinstance(question, str) and not question.strip():
+                    raise AssistantError("the question is empty")
+                yield Asked(question, tuple(self.search(question, k, filters)))
+            except AssistantError as e:
+                yield Asked(question, error=str(e))
 
     def quotes(
         self,
