@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import html
 import json
 import re
+import shutil
+import tempfile
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+from .batch import Asked, records, write_results
 from .core import Assistant
 from .documents import SUPPORTED
 from .engines.base import check_date
@@ -186,6 +191,15 @@ def render_article(title: str, meta: list[str], text: str, start: int, end: int)
     return f"<h3>{html.escape(title)}</h3><p><small>{line}</small></p><div class='article-body'>{body}</div>"
 
 
+def passages_csv(answer: Answer, folder: Path) -> Path:
+    """An answer's passages with their citations as a CSV file of its own in `folder` (the rows of `assistant batch`),
+    for the chat's download button."""
+    name = re.sub(r"[^A-Za-z0-9]+", "-", answer.question).strip("-")[:60] or "answer"
+    path = Path(tempfile.mkdtemp(dir=folder)) / f"passages-{name}.csv"  # a folder each: answers written at once
+    write_results(records([Asked(answer.question, answer.passages)]), path)
+    return path
+
+
 def build_filters(
     article_ids: list[str] | None, sources: list[str] | None, date_from: str, date_to: str
 ) -> dict[str, Any] | None:
@@ -214,6 +228,10 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
 
     from .uploads import add_uploads
 
+    downloads = Path(tempfile.mkdtemp(prefix="assistant-passages-"))  # Gradio serves a copy from its own cache
+    atexit.register(shutil.rmtree, downloads, ignore_errors=True)
+    hidden = gr.update(value=None, visible=False)
+
     def filter_choices() -> tuple[Any, Any, Any, Any]:
         arts = assistant.articles()
         sources = sorted({a.get("source") or "" for a in arts} - {""})
@@ -236,10 +254,11 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
         date_from: str,
         date_to: str,
         speaker: str = "",
-    ) -> tuple[str, list[dict[str, Any]], list[str]]:
+    ) -> tuple[str, list[dict[str, Any]], list[str], Any]:
         question = (message or "").strip()
         if not question:
-            return "", chat, asked
+            return "", chat, asked, gr.update()
+        download = hidden
         try:
             filters = build_filters(article_ids, sources, date_from, date_to)
             if (speaker or "").strip():  # the speaker filter: that person's quotations, ranked by the question
@@ -248,10 +267,12 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
             else:
                 answer = assistant.ask(question, k=5, filters=filters, history=asked[-4:])
                 reply = render_html(answer, assistant.article_text)
+                if answer.passages:
+                    download = gr.update(value=str(passages_csv(answer, downloads)), visible=True)
         except AssistantError as e:
             reply = f"<p>{html.escape(str(e))}</p>"
         turn = [{"role": "user", "content": html.escape(question)}, {"role": "assistant", "content": reply}]
-        return "", [*chat, *turn], [*asked, question]
+        return "", [*chat, *turn], [*asked, question], download
 
     def open_article(ref: str) -> str:
         try:
@@ -329,7 +350,15 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
                     elem_id="question",
                 )
                 gr.Examples(EXAMPLES, inputs=box)
-                new_chat = gr.Button("New conversation", size="sm", variant="secondary")
+                with gr.Row():
+                    new_chat = gr.Button("New conversation", size="sm", variant="secondary")
+                    download = gr.DownloadButton(
+                        "Download these passages (CSV)",
+                        size="sm",
+                        variant="secondary",
+                        visible=False,
+                        elem_id="download-passages",
+                    )
                 with gr.Accordion("Filters", open=False):
                     article_pick = gr.Dropdown(
                         label="Only these articles", multiselect=True, choices=[], elem_id="filter-articles"
@@ -360,11 +389,14 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
 
         choices = [article_pick, source_pick, date_from, date_to]
         inputs = [box, chat, asked, *choices, speaker]
-        box.submit(respond, inputs, [box, chat, asked], api_visibility="private").then(None, js=SCROLL_TO_QUESTION_JS)
+        replies = [box, chat, asked, download]
+        box.submit(respond, inputs, replies, api_visibility="private").then(None, js=SCROLL_TO_QUESTION_JS)
         cite_open.click(open_article, cite_target, viewer, js=CITE_REF_JS, api_visibility="private").then(
             None, js=SCROLL_TO_PASSAGE_JS
         )
-        new_chat.click(lambda: ([], [], VIEWER_HINT), None, [chat, asked, viewer], api_visibility="private")
+        new_chat.click(
+            lambda: ([], [], VIEWER_HINT, hidden), None, [chat, asked, viewer, download], api_visibility="private"
+        )
         chat.clear(lambda: [], None, asked, api_visibility="private")
         files.upload(upload, files, [upload_status, *choices, files], api_visibility="private")
         demo.load(filter_choices, None, choices, api_visibility="private")

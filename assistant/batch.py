@@ -108,8 +108,11 @@ def check_out(out: Path) -> None:
         raise AssistantError(f"--out {out}: the folder {out.parent} does not exist; create it or pick another")
 
 
-def records(asked: Iterable[Asked], report: BatchReport, wheres: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+def records(
+    asked: Iterable[Asked], report: BatchReport | None = None, wheres: Sequence[str] = ()
+) -> Iterator[dict[str, Any]]:
     """Every hit of every question as one record (FIELDS), counting into `report` as they pass."""
+    report = BatchReport() if report is None else report
     for i, a in enumerate(asked):
         report.questions += 1
         if a.error:

@@ -111,3 +111,24 @@ def test_quotations_render_inert_with_their_headlines():
     assert "<script>" not in html and "<b>" not in html and "<i>" not in html
     assert "Jo &lt;b&gt;:</strong> “say &lt;script&gt;”" in html and "Also in" in html
     assert "No quotation by Jo &lt;x&gt;" in render_quotes([], "Jo <x>")
+
+
+def test_an_answers_passages_download_as_csv_with_formulas_made_text(tmp_path):
+    import csv
+
+    from assistant.app import passages_csv
+    from assistant.batch import FIELDS
+
+    first = Citation("a.txt", '=HYPERLINK("http://evil.example")', "Wire", "news/a.txt", 10, 30, "2022-09-21")
+    other = Citation("b.txt", "Copy", "Post", "news/b.txt", 0, 20)
+    hits = (Hit(7, "-5 degrees, he said.", 0.8, (first, other)), Hit(8, "Second passage.", 0.4, (other,)))
+    path = passages_csv(Answer("Who said it?", True, hits), tmp_path)
+    again = passages_csv(Answer("Who said it?", True, hits[:1]), tmp_path)
+    assert path.parent.parent == tmp_path and path.name == "passages-Who-said-it.csv" and again != path
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == FIELDS and [r["rank"] for r in rows] == ["1", "2"]
+    assert rows[0]["title"] == '\'=HYPERLINK("http://evil.example")' and rows[0]["text"] == "'-5 degrees, he said."
+    assert (rows[0]["source"], rows[0]["published"], rows[0]["also_in"]) == ("Wire", "2022-09-21", "b.txt")
+    assert (rows[0]["char_start"], rows[0]["char_end"], rows[0]["score"]) == ("10", "30", "0.8")

@@ -1,5 +1,6 @@
 """The chat in a real browser: Debian's chromium driven by Playwright, against a real `assistant serve`."""
 
+import csv
 import shutil
 import time
 from pathlib import Path
@@ -106,6 +107,35 @@ def test_follow_up_uses_the_conversation(page):
     text = reply.inner_text()
     assert "Understood as: What did Lavrov accuse Ukraine of?" in text
     assert "Russophobia" in text
+
+
+def test_download_button_gives_the_answers_passages_as_csv(page, real_assistant, tmp_path):
+    page.get_by_role("button", name="New conversation").click()
+    page.wait_for_function("document.querySelectorAll('#chat .bot').length === 0", timeout=30_000, polling=200)
+    button = page.locator("#download-passages")
+    assert not button.is_visible()  # no answer yet: nothing to download
+    _ask(page, "What did Zelensky say to Russians?")
+    button.wait_for(state="visible", timeout=30_000)
+    _shot(page, "download-button")
+    with page.expect_download(timeout=30_000) as info:
+        button.click()
+    saved = tmp_path / info.value.suggested_filename
+    info.value.save_as(saved)
+    assert saved.name == "passages-What-did-Zelensky-say-to-Russians.csv"
+    with open(saved, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    expected = real_assistant.ask("What did Zelensky say to Russians?", k=5).passages
+    assert [r["text"] for r in rows] == [h.text for h in expected] and len(rows) == 5
+    first, cited = rows[0], expected[0].citations[0]
+    assert first["question"] == "What did Zelensky say to Russians?" and first["rank"] == "1"
+    assert "You are already complicit" in first["text"] and first["article_id"] == cited.article_id
+    assert (first["title"], int(first["char_start"]), int(first["char_end"])) == (
+        cited.title,
+        cited.char_start,
+        cited.char_end,
+    )
+    page.get_by_role("button", name="New conversation").click()
+    button.wait_for(state="hidden", timeout=30_000)
 
 
 def test_uploaded_hostile_article_is_indexed_and_stays_inert(page, tmp_path):
