@@ -301,7 +301,7 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
         Returns the JSON of `assistant ask --json`: question, query (the question as searched, made standalone
         from `history`), found, confidence ("strong", "weak": may not answer, or "none"), answer (a direct answer
         taken word for word from passage 1, or null), passages with rank, text, score, citations (article_id,
-        title, source, path, char_start, char_end, published) and quotes (speaker, text, start, end, kind).
+        title, source, path, char_start, char_end, published, url) and quotes (speaker, text, start, end, kind).
 
         Args:
             question: the question, in plain English
@@ -316,7 +316,7 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
         """Find what a person said across the indexed news articles: their quotations, each with its citation.
 
         Returns the JSON of `assistant quotes --json`: speaker, about, and quotes with speaker, text, kind (direct
-        or reported), score, citation (article_id, title, source, path, char_start, char_end, published) and
+        or reported), score, citation (article_id, title, source, path, char_start, char_end, published, url) and
         also_in (the same words in other articles).
 
         Args:
