@@ -40,6 +40,16 @@ ARTICLE_COLUMNS = "id, title, text, path, source, url, published, sha, root, add
 PASSAGE_COLUMNS = "id, article_id, seq, char_start, char_end, n_tokens, text, analysis"
 
 
+def _read_ahead(path: Path, tail: int) -> None:
+    """Read a graph file's head (its links, all but the `tail` bytes of vectors at its end) in large sequential
+    reads, so that FAISS's reading it through a memory map finds it cached: cold, a million passages' 260 MB of
+    links took 6.4 s a 4 KB page fault at a time, and 0.6 s so."""
+    with open(path, "rb", buffering=0) as f:
+        head = max(0, os.fstat(f.fileno()).st_size - tail)
+        while f.tell() < head and f.read(min(16 << 20, head - f.tell())):
+            pass
+
+
 class Segment:
     """A loaded segment and which of its rows are live (not removed since it was written)."""
 
@@ -60,6 +70,8 @@ class Segment:
             if (folder / "graph.faiss").exists():
                 import faiss
 
+                if info.get("dimension"):
+                    _read_ahead(folder / "graph.faiss", len(self.ids) * int(info["dimension"]) * 4)
                 self.graph = faiss.read_index(str(folder / "graph.faiss"), faiss.IO_FLAG_MMAP_IFC)
                 self.matrix = _storage(self.graph)
             else:
@@ -73,8 +85,8 @@ class Segment:
             gone = json.loads((folder / deleted["file"]).read_text(encoding="utf-8"))
             self.deleted = frozenset(gone["articles"])
             self.live = ~np.isin(np.asarray(self.ids), np.asarray(gone["passages"], dtype=np.int64))
-        n = self.db.execute("SELECT count(*) FROM passages").fetchone()[0]
-        sizes = {n, len(self.ids), len(self.postings), len(self.matrix), info.get("passages", n)}
+        n = len(self.ids)  # the database's own count is not read here: cold, at a million passages, it took 0.8 s
+        sizes = {n, len(self.postings), len(self.matrix), info.get("passages", n)}  # (its checksum is checked)
         if len(sizes) != 1:
             raise AssistantError(f"segment {self.name} is inconsistent (passage counts {sorted(sizes)})")
         self.count = n if self.live is None else int(self.live.sum())

@@ -234,6 +234,7 @@ class Store:
         segments: list[Segment] = []
         try:
             for info in segment_entries(manifest):
+                info = {**info, "dimension": manifest.get("dimension")}  # where a graph file's vectors begin
                 segments.append(Segment(self.dir / info["name"], info, with_title))
         except AssistantError as e:
             for seg in segments:
