@@ -66,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
         "--optimize",
         action="store_true",
         help="after indexing (or alone), merge the index's segments into one for the fastest search "
-        "(embedded engine; PostgreSQL: VACUUM ANALYZE)",
+        "(embedded engine; PostgreSQL: each term's postings blocks into one, then VACUUM ANALYZE; it also "
+        "upgrades a PostgreSQL index of an earlier schema)",
     )
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -41,7 +41,7 @@ CREATE SEQUENCE na_passage_ids;
 CREATE TABLE na_passages (article_id text NOT NULL, id bigint NOT NULL, seq int, char_start int, char_end int,
                           n_tokens int, length int NOT NULL, text text, analysis text,
                           embedding vector({dim}) NOT NULL, PRIMARY KEY (article_id, id));
-CREATE INDEX na_passages_id ON na_passages (id);
+CREATE INDEX na_passages_id ON na_passages (id) INCLUDE (article_id);  -- an article looked up from the index alone
 CREATE INDEX na_passages_hnsw ON na_passages USING hnsw (embedding vector_ip_ops)
   WITH (m = {m}, ef_construction = {ef_construction});
 {blocks}CREATE TABLE na_terms (term text PRIMARY KEY, df bigint NOT NULL);

@@ -151,25 +151,34 @@ class PostgresView:
             f"{'' if where is None else 'JOIN na_articles a ON a.id = p.article_id'} "
             f"WHERE {cond} ORDER BY {order} LIMIT %(k)s"
         )
-        if not exact:
-            with self.reading():
-                ef, cache = max(ef_search, k), self._cache()
-                if cache.get("ef", EF_SEARCH) != ef:
-                    self._rows("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
-                    cache["ef"] = ef
-                rows = self._rows(sql, params)
-            return self._scored(sorted(rows, key=lambda r: -r[2]))
-        return self._scored(self._rows(sql, params))
+        also = self._cache().pop("lexical_ids", None)
+        if also:  # BM25's best of this read: their cosines in the same round trip (dense_scores asks for them next)
+            sql = (
+                f"SELECT 0, * FROM ({sql}) AS top UNION ALL SELECT 1, id, article_id, "
+                "(-(embedding <#> %(q)s::vector))::float4 FROM na_passages WHERE id = ANY(%(also)s)"
+            )
+            params["also"] = also
+        with self.reading():
+            ef, cache = max(ef_search, k), self._cache()
+            if not exact and cache.get("ef", EF_SEARCH) != ef:
+                self._rows("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
+                cache["ef"] = ef
+            rows = self._rows(sql, params)
+            if also:
+                cache["dense_of"] = (params["q"], {r[1]: r[3] for r in rows if r[0]})
+                rows = [r[1:] for r in rows if not r[0]]
+        return self._scored(sorted(rows, key=lambda r: (-r[2], r[0])))
 
     def dense_scores(self, qvec: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The cosine of each given passage."""
         if not len(ids):
             return np.zeros(0, np.float32)
-        rows = self._rows(
-            "SELECT id, (-(embedding <#> %s::vector))::float4 FROM na_passages WHERE id = ANY(%s)",
-            (self._vector(qvec), [int(i) for i in ids]),
-        )
-        got = dict(rows)
+        vector, (scored, got) = self._vector(qvec), self._cache().get("dense_of", (None, {}))
+        got = dict(got) if scored == vector else {}
+        missing = [int(i) for i in ids if int(i) not in got]
+        if missing:
+            sql = "SELECT id, (-(embedding <#> %s::vector))::float4 FROM na_passages WHERE id = ANY(%s)"
+            got.update(self._rows(sql, (vector, missing)))
         return np.array([got.get(int(i), 0.0) for i in ids], np.float32)
 
     def _postings(self, words: Sequence[str]) -> tuple[dict[str, pg_blocks.Postings], dict[str, int]]:
@@ -231,6 +240,7 @@ class PostgresView:
         found = dict(
             self._rows("SELECT id, article_id FROM na_passages WHERE id = ANY(%s)", ([lo + int(i) for i in best],))
         )
+        self._cache()["lexical_ids"] = [lo + int(i) for i in best]
         return Scored(best + lo, [found[lo + int(i)] for i in best], scores[best])
 
     def _filtered_top(self, scores: np.ndarray, lo: int, k: int, where: Filter) -> Scored:
