@@ -357,3 +357,24 @@ def test_postgres_postings_blocks_merged_over_many_writes_score_as_one_build(tmp
         )
     same()
     assert pg.check(full=True)["ok"]
+
+
+def test_a_rebuilt_postgres_index_never_gives_a_passage_id_twice(tmp_path, seeds_copy, pg_url):
+    """Searchers remember each passage's article by its id: a rebuild (other articles, other order) goes on from the
+    last id, so a server that searched before the rebuild still cites the right article after it."""
+    import psycopg
+
+    a = _assistant(("postgres", pg_url), tmp_path / "pg")
+    a.add([seeds_copy])
+    assert a.search(QUESTIONS[0], k=5)
+    with psycopg.connect(pg_url) as conn:
+        before = conn.execute("SELECT max(id) FROM na_passages").fetchone()[0]
+    files = sorted(seeds_copy.iterdir())
+    b = _assistant(("postgres", pg_url), tmp_path / "pg")
+    assert b.add(files[::-1][:3], rebuild=True).new == 3
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT min(id) FROM na_passages").fetchone()[0] > before
+    for q in QUESTIONS:
+        for h in a.search(q, k=5):
+            c = h.citations[0]
+            assert a.article_text(c.article_id)[c.char_start : c.char_end] == h.text

@@ -25,6 +25,7 @@ EXACT_MAX = 5_000
 _ARTICLE = "id, title, source, path, url, published"
 _ARTICLE_A = "a.id, a.title, a.source, a.path, a.url, a.published"
 EF_SEARCH = 512  # hnsw.ef_search each read starts with (retrieval.hnsw_ef_search's default); another is set when asked
+ARTICLE_OF_MAX = 500_000  # passages whose article the engine remembers (about 50 MB), then it starts again
 ADMITTED_MAX = 50_000  # a filter admitting up to this many passages is read whole; past it, BM25's best are checked
 
 
@@ -167,6 +168,8 @@ class PostgresView:
             if also:
                 cache["dense_of"] = (params["q"], {r[1]: r[3] for r in rows if r[0]})
                 rows = [r[1:] for r in rows if not r[0]]
+        if len(self.engine.article_of) <= ARTICLE_OF_MAX:
+            self.engine.article_of.update((r[0], r[1]) for r in rows)
         return self._scored(sorted(rows, key=lambda r: (-r[2], r[0])))
 
     def dense_scores(self, qvec: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -237,11 +240,22 @@ class PostgresView:
         if where is not None:
             return self._filtered_top(scores, lo, k, where)
         best = _best(scores, k)
-        found = dict(
-            self._rows("SELECT id, article_id FROM na_passages WHERE id = ANY(%s)", ([lo + int(i) for i in best],))
-        )
-        self._cache()["lexical_ids"] = [lo + int(i) for i in best]
-        return Scored(best + lo, [found[lo + int(i)] for i in best], scores[best])
+        ids = [lo + int(i) for i in best]
+        self._cache()["lexical_ids"] = ids
+        return Scored(best + lo, self._articles_of(ids), scores[best])
+
+    def _articles_of(self, ids: list[int]) -> list[str]:
+        """The article of each live passage, remembered by the engine (a passage id is never given twice, and a
+        passage never changes article)."""
+        known = self.engine.article_of
+        got = {i: known[i] for i in ids if i in known}
+        missing = [i for i in ids if i not in got]
+        if missing:
+            got.update(self._rows("SELECT id, article_id FROM na_passages WHERE id = ANY(%s)", (missing,)))
+            if len(known) > ARTICLE_OF_MAX:
+                known.clear()
+            known.update(got)
+        return [got[i] for i in ids]
 
     def _filtered_top(self, scores: np.ndarray, lo: int, k: int, where: Filter) -> Scored:
         """The k best that the filter admits: its passages read whole when few, else BM25's best checked in rounds

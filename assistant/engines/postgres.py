@@ -56,6 +56,7 @@ class PostgresEngine:
         self.url = url
         self.merge_factor = merge_factor
         self.dead: tuple[str, Any] | None = None  # (generation, removed passages blocks still hold): PostgresView
+        self.article_of: dict[int, str] = {}  # passage id -> its article, as searches found them: PostgresView
         self.location = where_is(url)
         self.exact_max = exact_max
         self.neighbors = neighbors
@@ -290,15 +291,21 @@ def _create(conn: Any, meta: dict[str, Any], neighbors: int) -> None:
         raise AssistantError(
             f"could not enable pgvector ({text}); ask the database owner to run: CREATE EXTENSION vector"
         ) from None
-    generation = 0  # a rebuilt index goes on from the last generation: a reader never sees one number twice
+    # A rebuilt index goes on from the last generation and passage id: a reader never sees one generation number
+    # twice, and a passage id never names two passages (searchers remember a passage's article by its id).
+    generation = last_id = 0
     if conn.execute("SELECT to_regclass('na_state') IS NOT NULL").fetchone()[0]:
         generation = conn.execute("SELECT coalesce(max(generation), 0) FROM na_state").fetchone()[0]
+    if conn.execute("SELECT to_regclass('na_passage_ids') IS NOT NULL").fetchone()[0]:
+        last_id = conn.execute("SELECT last_value FROM na_passage_ids").fetchone()[0]
     for table in TABLES:
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute("DROP SEQUENCE IF EXISTS na_passage_ids")
     conn.execute("DROP SEQUENCE IF EXISTS na_block_ids")
     conn.execute(DDL.format(dim=int(meta["dimension"]), m=int(neighbors), ef_construction=EF_CONSTRUCTION))
     conn.execute("UPDATE na_state SET generation = %s", (generation,))
+    if last_id:
+        conn.execute("SELECT setval('na_passage_ids', %s)", (last_id,))
     values = {"schema": SCHEMA_VERSION, "analysis": ANALYSIS_VERSION, "vectors": f"hnsw{neighbors}"}
     values.update({k: meta[k] for k in ("model", "dimension", "chunking")})
     for key, value in values.items():
