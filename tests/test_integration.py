@@ -174,7 +174,16 @@ def test_cli_index_ask_json_and_reindex(tmp_path):
     assert set(data) >= {"question", "found", "passages"} and data["found"]
     p = data["passages"][0]
     assert set(p) >= {"rank", "text", "score", "citations"} and p["rank"] == 1
-    assert set(p["citations"][0]) == {"article_id", "title", "source", "path", "char_start", "char_end", "published"}
+    assert set(p["citations"][0]) == {
+        "article_id",
+        "title",
+        "source",
+        "path",
+        "char_start",
+        "char_end",
+        "published",
+        "url",
+    }
     out = cli("index", str(seeds), "--index-dir", index, "--json", "--quiet")
     assert json.loads(out.stdout)["embedded"] == 0
     target = seeds / "004_9ef5f17bb255e9d8.txt"
