@@ -56,9 +56,17 @@ def split_highlight(hit: Hit) -> tuple[str, str, str]:
     return hit.text[:s], hit.text[s:e], hit.text[e:]
 
 
+def period_lines(answer: Answer) -> list[str]:
+    """The lines that say which publication period a question's dates were read as, and what that did."""
+    if answer.period is None:
+        return []
+    return [answer.period.text, *answer.period.notes]
+
+
 def render_text(answer: Answer, mark: tuple[str, str] = ("**", "**")) -> str:
     """The answer as plain text for a terminal, the best sentence of each passage between marks."""
     understood = f"(understood as: {answer.query})\n\n" if answer.query else ""
+    understood += "".join(f"{line}\n" for line in period_lines(answer)) + ("\n" if answer.period else "")
     if not answer.found:
         return understood + answer.message
     blocks = [understood.strip()] if understood else []

@@ -150,6 +150,7 @@ class RetrievalSettings(_Checked):
     duplicate_min_words: int = 8
     duplicate_overlap: float = 0.6
     hnsw_ef_search: int = 512
+    dates: bool = True
 
     RULES = {
         "method": (lambda v: v in RETRIEVAL_METHODS, f"must be one of {', '.join(RETRIEVAL_METHODS)}"),

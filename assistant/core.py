@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ from .answer import build_answer
 from .batch import Asked
 from .config import Settings, load_settings
 from .conversation import contextualize
+from .dated import Archive, search_dated
 from .decoding import SURROGATE
 from .embedding import Embedder, load_embedder
 from .engines import Engine, View, engine_for
@@ -18,7 +20,8 @@ from .engines.base import Filter
 from .indexer import IndexReport, check_compatible, optimize_index, remove_articles, update_index
 from .quotebook import find_said
 from .retrieval import rank, rank_articles, search, searchable
-from .types import Answer, AssistantError, Hit, Said
+from .timeline import timeline
+from .types import Answer, AssistantError, Dated, Hit, Said
 
 MAX_QUESTION_CHARS = 2000  # longer input is refused with a message, not searched
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
@@ -48,6 +51,7 @@ class Assistant:
         self.folder = Path(self.settings.index.dir)  # the encoder, staging and uploads live here for every engine
         self._embedder = embedder
         self._view: View | None = None
+        self._archive: tuple[str, Archive] | None = None  # the dates of one generation's articles
 
     @classmethod
     def load(
@@ -182,19 +186,44 @@ class Assistant:
         history: Sequence[str] = (),
     ) -> Answer:
         """An answer: the passages with citations, or 'nothing found'; `history` = earlier questions, oldest first."""
-        query, hits, generation = self._retrieve(question, k, filters, history)
-        return build_answer(question, hits, query, generation, bool(hits) or searchable(query))
+        query, hits, generation, dated, days = self._retrieve(question, k, filters, history, matching=True)
+        answer = build_answer(question, hits, query, generation, bool(hits) or searchable(query))
+        return dataclasses.replace(answer, period=dated, timeline=tuple(days))
 
     def _retrieve(
-        self, question: str, k: int, filters: Mapping[str, Any] | None, history: Sequence[str]
-    ) -> tuple[str, list[Hit], str]:
+        self,
+        question: str,
+        k: int,
+        filters: Mapping[str, Any] | None,
+        history: Sequence[str],
+        matching: bool = False,
+    ) -> tuple[str, list[Hit], str, Dated | None, list[tuple[str, int]]]:
+        """What was searched, the hits, the generation, the period read and (with `matching`) the timeline of the
+        articles that match."""
         check_question(question)
         for i, earlier in enumerate(history):
             check_question(earlier, f"history item {i + 1}")
         query = contextualize(question, history)
         view = self.view  # one state for the whole search, whatever a writer does meanwhile
-        hits = search(view, self.embedder, self.settings.retrieval, query, k, filters)
-        return query, hits, view.generation
+        archive = self._dates(view)
+        matched: list[str] | None = [] if matching else None
+
+        def searched(text: str, where: Mapping[str, Any] | None) -> list[Hit]:
+            if matched:
+                matched.clear()  # the search outside the period replaces the one within it
+            return search(view, self.embedder, self.settings.retrieval, text, k, where, matched)
+
+        hits, dated = search_dated(searched, query, filters, archive, self.settings.retrieval.dates)
+        days = timeline(archive.published[a] for a in matched or () if a in archive.published)
+        return query, hits, view.generation, dated, days
+
+    def _dates(self, view: View) -> Archive:
+        """The publication dates of the articles in a view, read once per generation."""
+        cached = self._archive
+        if cached is None or cached[0] != view.generation:
+            cached = (view.generation, Archive.of(view.articles()))
+            self._archive = cached
+        return cached[1]
 
     def batch(
         self,

@@ -222,13 +222,15 @@ def search(
     question: str,
     k: int = 10,
     filters: Mapping[str, Any] | None = None,
+    matched: list[str] | None = None,
 ) -> list[Hit]:
     """The k best passages for a question, or [] when nothing clears the relevance floor (or the question has no
-    words to search for: "what did", "???", emoji, only stop words)."""
+    words to search for: "what did", "???", emoji, only stop words). A `matched` list given is filled with the
+    articles of every candidate passage that clears the floor the hits cleared, best first (a timeline's)."""
     if not searchable(question):
         return []
     with view.reading():
-        return _search(view, encoder, settings, question, k, filters)
+        return _search(view, encoder, settings, question, k, filters, matched)
 
 
 def _search(
@@ -238,15 +240,19 @@ def _search(
     question: str,
     k: int,
     filters: Mapping[str, Any] | None,
+    matched: list[str] | None,
 ) -> list[Hit]:
     r = rank(view, encoder, settings, question, settings.candidates, filters)
     n = min(len(r.ids), max(3 * k, 10))
-    strength = evidence(view, settings, r, n)
-    confidence = "strong"
-    order = np.flatnonzero(strength >= settings.min_score)
+    every = evidence(view, settings, r, n if matched is None else len(r.ids))
+    strength = every[:n]
+    confidence, floor = "strong", settings.min_score
+    order = np.flatnonzero(strength >= floor)
     if not len(order):  # nothing clears the floor: what comes close is shown, as such
-        confidence = "weak"
-        order = np.flatnonzero(strength >= settings.weak_score)[:k]
+        confidence, floor = "weak", settings.weak_score
+        order = np.flatnonzero(strength >= floor)[:k]
+    if matched is not None and len(order):
+        matched.extend(dict.fromkeys(r.articles[i] for i in np.flatnonzero(every >= floor)))
     rows = view.passages([int(r.ids[i]) for i in order])
     hits = []
     for i in order:

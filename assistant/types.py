@@ -124,6 +124,31 @@ class Said:
 
 
 @dataclass(frozen=True)
+class Dated:
+    """The publication period a question's dates were read as, and what searching within it did."""
+
+    start: str  # first day, 'YYYY-MM-DD'; '' when open
+    end: str  # last day; '' when open
+    text: str  # "Understood as: published 1987-03-01 to 1987-03-31"
+    words: str  # the question's words that said it ("in March 1987")
+    notes: tuple[str, ...] = ()  # one line each: undated articles left out, a conflict with the filter given
+    outside: bool = False  # nothing in the period answered: the passages are from outside it
+    applied: bool = True  # False when the filter given does not overlap the period and was kept instead
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape under an answer's "period"."""
+        return {
+            "from": self.start,
+            "to": self.end,
+            "text": self.text,
+            "words": self.words,
+            "notes": list(self.notes),
+            "outside": self.outside,
+            "applied": self.applied,
+        }
+
+
+@dataclass(frozen=True)
 class Answer:
     """The reply to a question: the passages that answer it, or a plain 'nothing found'."""
 
@@ -135,6 +160,8 @@ class Answer:
     index: str = ""  # the index generation that answered (every passage comes from this one)
     confidence: str = "none"  # "strong", "weak" (shown under a warning that they may not answer) or "none"
     direct: Direct | None = None  # the answer above the passages, when one plainly answers
+    period: Dated | None = None  # the publication period the question's dates were read as, if any
+    timeline: tuple[tuple[str, int], ...] = ()  # matching articles per day, week or month: (label, count)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by `ask --json`, the HTTP API and the MCP tool."""
@@ -182,6 +209,8 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
         "answer": _direct_to_dict(answer),
         "passages": [hit_to_dict(h, i + 1) for i, h in enumerate(answer.passages)],
         "index": answer.index,
+        "period": answer.period.to_dict() if answer.period else None,
+        "timeline": [{"period": label, "articles": n} for label, n in answer.timeline],
     }
 
 
