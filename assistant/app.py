@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+from .answer import period_lines
 from .batch import Asked, records, write_results
 from .core import Assistant
 from .documents import SUPPORTED
@@ -133,6 +134,7 @@ def render_html(answer: Answer, text_of: Callable[[str], str] | None = None) -> 
     """An answer as HTML: every piece of article text escaped, a direct answer on top, each passage headed by its
     outlet, headline and date, the best sentence in <mark>, quotations named by speaker, citations as links."""
     understood = f"<p><small>Understood as: {html.escape(answer.query)}</small></p>" if answer.query else ""
+    understood += "".join(f"<p class='period'><small>{html.escape(line)}</small></p>" for line in period_lines(answer))
     if not answer.found:
         return f"{understood}<p>{html.escape(answer.message)}</p>"
 
@@ -161,7 +163,22 @@ def render_html(answer: Answer, text_of: Callable[[str], str] | None = None) -> 
             f"<blockquote><p>{_headline(str(n), first)}</p><p>{_with_marks(hit)}</p>"
             f"<p><small>{html.escape(detail)}</small>{also}</p></blockquote>"
         )
-    return "".join(parts)
+    return "".join(parts) + render_timeline(answer.timeline)
+
+
+def render_timeline(rows: tuple[tuple[str, int], ...], width: int = 30) -> str:
+    """The matching articles per day, week, month or year as a small bar chart of text (bars of █, every label
+    escaped); '' when there is none or only one bucket."""
+    if len(rows) < 2:
+        return ""
+    top = max(n for _, n in rows) or 1
+    label_width = max(len(label) for label, _ in rows)
+    lines = [f"{label:<{label_width}} {'█' * max(n > 0, round(width * n / top))} {n}" for label, n in rows]
+    total = sum(n for _, n in rows)
+    return (
+        f"<p><small>Matching articles by publication date ({total}):</small></p>"
+        f"<pre class='timeline'>{html.escape(chr(10).join(lines))}</pre>"
+    )
 
 
 def render_quotes(said: list[Said], speaker: str) -> str:

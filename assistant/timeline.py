@@ -6,7 +6,7 @@ import datetime
 from collections import Counter
 from collections.abc import Iterable
 
-DAYS_BY_DAY = 31  # a span up to a month is shown by day
+DAYS_BY_DAY = 14  # a span up to two weeks is shown by day (a short chart)
 DAYS_BY_WEEK = 26 * 7  # up to half a year by week (ISO weeks: 1987-W10)
 MONTHS_BY_MONTH = 48  # up to four years by month, longer by year
 

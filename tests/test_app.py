@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,29 @@ def test_an_answers_passages_download_as_csv_with_formulas_made_text(tmp_path):
     assert rows[0]["title"] == '\'=HYPERLINK("http://evil.example")' and rows[0]["text"] == "'-5 degrees, he said."
     assert (rows[0]["source"], rows[0]["published"], rows[0]["also_in"]) == ("Wire", "2022-09-21", "b.txt")
     assert (rows[0]["char_start"], rows[0]["char_end"], rows[0]["score"]) == ("10", "30", "0.8")
+
+
+def test_the_period_read_is_said_above_the_passages_and_the_timeline_drawn_inert():
+    from assistant.types import Dated
+
+    text = "Cocoa prices rose."
+    cit = Citation("a.txt", "Cocoa", "", "a.txt", 0, len(text), "1987-03-05")
+    period = Dated("1987-03-01", "1987-03-31", "Understood as: published 1987-03-01 to 1987-03-31", "in March 1987")
+    period = dataclasses.replace(period, notes=("1 article(s) <b>without</b> a publication date were left out.",))
+    rows = (("1987-W10", 4), ("1987-W11", 0), ("<i>1987-W12</i>", 1))
+    answer = Answer("q", True, (Hit(1, text, 0.5, (cit,)),), period=period, timeline=rows)
+    html = render_html(answer)
+    assert html.index("Understood as: published 1987-03-01 to 1987-03-31") < html.index("<blockquote>")
+    assert "&lt;b&gt;without&lt;/b&gt;" in html and "<b>" not in html and "<i>" not in html
+    chart = html[html.index("<pre class='timeline'>") :]
+    assert "1987-W10" + " " * 8 + "█" * 30 + " 4" in chart  # the longest bar is the busiest bucket
+    assert "1987-W11" + " " * 8 + " 0" in chart and "&lt;i&gt;1987-W12&lt;/i&gt; " + "█" * 8 + " 1" in chart
+    assert "Matching articles by publication date (5)" in html
+
+
+def test_no_timeline_for_one_bucket_and_the_period_shown_when_nothing_is_found():
+    from assistant.types import Dated
+
+    period = Dated("1987-03-01", "1987-03-31", "Understood as: published 1987-03-01 to 1987-03-31", "in March 1987")
+    html = render_html(Answer("q", False, (), "Nothing in the indexed articles answers this question.", period=period))
+    assert "Understood as: published 1987-03-01 to 1987-03-31" in html and "timeline" not in html
