@@ -25,7 +25,7 @@ _YEARLESS = "|".join(  # forms with a day or month but no year: need a prepositi
     (
         rf"(?P<d1>{_DAY})\s+(?:of\s+)?(?P<m1>{_MONTH})",
         rf"(?P<m2>{_MONTH})\s+(?P<d2>{_DAY})\b",
-        rf"(?P<m3>{_MONTH})",
+        rf"(?P<m3>{_MONTH})(?!\s*(?:/|-\s*[a-z]|quarter|half))",  # not "the January/March quarter"
     )
 )
 _DATED = "|".join(  # forms that carry their year: a date on their own
@@ -238,16 +238,17 @@ def _read(kind: str, m: re.Match[str], newest: Day | None) -> tuple[Day | None, 
 def read_period(question: str, newest: Day | None = None) -> tuple[Period | None, str]:
     """The publication period a question's words name, and the question without them; (None, question) when it
     names none. `newest`: the newest article's date, which relative dates are read against."""
-    for kind, pattern in _PATTERNS:
-        for m in pattern.finditer(question):
-            span = _read(kind, m, newest)
-            if span is not None:
-                return _period(question, m.start(), m.end(), span)
-    m = _LONE.search(question)
-    span = _point(m.group(0), newest) if m else None
-    if m and span:
-        return _period(question, m.start(), m.end(), span)
-    return None, question
+    found = [
+        (m, span) for kind, pattern in _PATTERNS for m in pattern.finditer(question) if (span := _read(kind, m, newest))
+    ]
+    lone = _LONE.search(question)
+    if lone and (span := _point(lone.group(0), newest)):
+        found.append((lone, span))
+    if not found:
+        return None, question
+    # "output in May, published in June 1987": words that give their year are read before those that do not
+    m, span = next(((m, span) for m, span in found if re.search(rf"\b{_YEAR}\b", m.group(0))), found[0])
+    return _period(question, m.start(), m.end(), span)
 
 
 def _period(question: str, start: int, end: int, span: tuple[Day | None, Day | None]) -> tuple[Period, str]:
@@ -255,5 +256,5 @@ def _period(question: str, start: int, end: int, span: tuple[Day | None, Day | N
     first, last = span
     words = question[start:end].strip()
     rest = re.sub(r"\s+([?!.,;:])", r"\1", " ".join((question[:start] + " " + question[end:]).split()))
-    rest = re.sub(r"^[,;:]\s*|\s+(?:and|or|,)([?!.]?)$", r"\1", rest).strip()
+    rest = re.sub(r"^[,;:]\s*|(?:\s*[,;:]|\s+(?:and|or))+\s*([?!.]?)$", r"\1", rest).strip()
     return Period(first.isoformat() if first else "", last.isoformat() if last else "", words), rest
