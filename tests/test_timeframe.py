@@ -56,32 +56,14 @@ NEWEST = datetime.date(1987, 10, 20)  # a Tuesday: the newest Reuters-21578 stor
         ("Sales until 1 April 1987", "", "1987-04-01", "until 1 April 1987", "Sales"),
         ("Sales since 1987", "1987-01-01", "", "since 1987", "Sales"),
         ("Oil between March and April 1987?", "1987-03-01", "1987-04-30", "between March and April 1987", "Oil?"),
-        (
-            "Oil between 1 March and 15 April 1987",
-            "1987-03-01",
-            "1987-04-15",
-            "between 1 March and 15 April 1987",
-            "Oil",
-        ),
+        ("between 1 March and 15 April 1987", "1987-03-01", "1987-04-15", "between 1 March and 15 April 1987", ""),
         ("Oil from March to May", "1987-03-01", "1987-05-31", "from March to May", "Oil"),
         ("Oil from November to February 1988", "1987-11-01", "1988-02-29", "from November to February 1988", "Oil"),
         ("In March 1987, what did Brazil say?", "1987-03-01", "1987-03-31", "In March 1987", "what did Brazil say?"),
         # words that give their year win over those that do not
-        (
-            "OPEC output in May, reported in June 1987",
-            "1987-06-01",
-            "1987-06-30",
-            "in June 1987",
-            "OPEC output in May, reported",
-        ),
+        ("Output in May, out in June 1987", "1987-06-01", "1987-06-30", "in June 1987", "Output in May, out"),
         ("Japan GNP in the January/March quarter", None, None, "", "Japan GNP in the January/March quarter"),
-        (
-            "GNP in the January-March quarter, in June 1987",
-            "1987-06-01",
-            "1987-06-30",
-            "in June 1987",
-            "GNP in the January-March quarter",
-        ),
+        ("GNP, Jan-March quarter, June 1987", "1987-06-01", "1987-06-30", "June 1987", "GNP, Jan-March quarter"),
     ],
 )
 def test_reads_a_period(question: str, start: str | None, end: str | None, words: str, rest: str) -> None:
