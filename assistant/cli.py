@@ -201,6 +201,11 @@ def _parser() -> argparse.ArgumentParser:
         help="ask follow-up questions alone, ignoring their conversation (to measure what it adds)",
     )
     s.add_argument(
+        "--without-dates",
+        action="store_true",
+        help="read dates in questions as words, not as a publication period (retrieval.dates off; what they add)",
+    )
+    s.add_argument(
         "--calibrate",
         action="store_true",
         help="with the relevance floor off, show each question's relevance evidence, to choose retrieval.min_score",
@@ -291,6 +296,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.command == "eval" and args.retriever:
         settings = settings.replace("retrieval", method=args.retriever)
+    if args.command == "eval" and args.without_dates:
+        settings = settings.replace("retrieval", dates=False)
     if args.command == "eval" and Path(args.path).is_dir():
         return _eval_beir(args, settings)
     a = Assistant.load(config=settings)

@@ -37,7 +37,9 @@ _DATED = "|".join(  # forms that carry their year: a date on their own
     )
 )
 _POINT = rf"(?:{_DATED}|{_YEARLESS}|(?P<y7>{_YEAR})\b)"
-_LONE = re.compile(rf"\b(?:{_DATED})", re.I)  # a dated form with no preposition before it
+_LONE = re.compile(  # a dated form with no preposition before it ("the report of 17 March 1987")
+    rf"\b(?:(?:at\s+)?the\s+(?:end|start|beginning|middle)\s+of\s+|of\s+)?(?:{_DATED})", re.I
+)
 _IN = r"(?:in|on|during|throughout)"  # not "for" or "of": "a vote for May"; "figures for March 1987" is dated
 _EARLY = r"(?:(?:early|late|mid|the\s+end\s+of|the\s+start\s+of|the\s+beginning\s+of)[\s-]+)?"
 _UNIT = r"(?P<unit>day|week|month|year)s?"
@@ -242,7 +244,7 @@ def read_period(question: str, newest: Day | None = None) -> tuple[Period | None
         (m, span) for kind, pattern in _PATTERNS for m in pattern.finditer(question) if (span := _read(kind, m, newest))
     ]
     lone = _LONE.search(question)
-    if lone and (span := _point(lone.group(0), newest)):
+    if lone and (span := _point(re.sub(r"^.*\bof\s+", "", lone.group(0)), newest)):
         found.append((lone, span))
     if not found:
         return None, question

@@ -133,3 +133,8 @@ def test_old_json_keys_stay(dated: Assistant, tmp_path: Path) -> None:
     answer = dated.ask("coffee council export quotas").to_dict()
     old = {"question", "query", "found", "message", "confidence", "answer", "passages", "index"}
     assert old <= set(answer) and {"period", "timeline"} <= set(answer)
+
+
+def test_an_archive_without_dates_reads_no_period(fake_assistant: Assistant) -> None:
+    answer = fake_assistant.ask("What did Zelensky say to Russians in September 2022?").to_dict()
+    assert answer["period"] is None and answer["found"]  # the seeds carry no dates: the words are searched

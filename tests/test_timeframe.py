@@ -18,6 +18,8 @@ NEWEST = datetime.date(1987, 10, 20)  # a Tuesday: the newest Reuters-21578 stor
         ("Coffee quotas in 1987", "1987-01-01", "1987-12-31", "in 1987", "Coffee quotas"),
         ("Coffee quotas during 1986?", "1986-01-01", "1986-12-31", "during 1986", "Coffee quotas?"),
         ("Cocoa prices March 1987", "1987-03-01", "1987-03-31", "March 1987", "Cocoa prices"),
+        ("The report of 17 March 1987", "1987-03-17", "1987-03-17", "of 17 March 1987", "The report"),
+        ("Iraq at the end of June 1987?", "1987-06-01", "1987-06-30", "at the end of June 1987", "Iraq?"),
         ("Texaco on 26 February 1987?", "1987-02-26", "1987-02-26", "on 26 February 1987", "Texaco?"),
         ("Texaco on February 26, 1987?", "1987-02-26", "1987-02-26", "on February 26, 1987", "Texaco?"),
         ("Texaco on the 3rd of March 1987", "1987-03-03", "1987-03-03", "on the 3rd of March 1987", "Texaco"),
