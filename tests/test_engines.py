@@ -87,6 +87,7 @@ def test_filters_by_id_source_and_date(backend, tmp_path):
     assert found(published_to="2005-03") == {"a"}  # all of March, and no undated article
     assert found(published_from="2005-01-01", source="Times") == {"b"}
     assert found(source="Nobody") == set()
+    assert found(published_from="2005-04") == {"b"} and found(published_to="2005-03") == {"a"}  # asked again
     with pytest.raises(AssistantError, match="unknown filter 'colour'"):
         a.search("ferry", filters={"colour": "red"})
 

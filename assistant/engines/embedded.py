@@ -18,6 +18,7 @@ from ..store import Snapshot, Store, rebuild_hint
 from ..vectors import HALF_ERROR, dot_rows, scan, search_params
 from .base import Filter, PassageRow, Scored
 
+MASKS_KEPT = 16  # a view keeps the rows of this many filters (a question's dates make one a search)
 FILTERED_EXACT_MAX = 50_000  # filtered searches of a graph over at most this many passages score them all exactly
 
 
@@ -34,6 +35,7 @@ class EmbeddedView:
         self._memo = threading.local()  # the last full score arrays per thread: top-k and scores-for-ids share them
         self._df: dict[str, int] = {}
         self._norms: dict[int, np.ndarray] = {}
+        self._masks: dict[Filter, list[np.ndarray | None]] = {}  # the last filters' rows (a date read in a question)
         self._lock = threading.Lock()
         self.stamp: Any = None  # the manifest file's identity when opened (EmbeddedEngine.changed)
 
@@ -46,11 +48,18 @@ class EmbeddedView:
         """Per segment, the rows that are live and that a filter admits (None: every row)."""
         if where is None:
             return [seg.live for seg in self.snap.segments]
+        cached = self._masks.get(where)
+        if cached is not None:
+            return cached
         meta = self.snap.all_meta()
         out = []
         for seg in self.snap.segments:
             codes = [i for i, a in enumerate(seg.article_ids) if a in meta and where.admits(a, meta[a])]
             out.append(seg.mask(np.isin(np.asarray(seg.row_article), np.array(codes, dtype=np.int64))))
+        with self._lock:
+            if len(self._masks) >= MASKS_KEPT:
+                self._masks.pop(next(iter(self._masks)))  # the oldest goes
+            self._masks[where] = out
         return out
 
     def _merged(self, parts: list[tuple[Segment, np.ndarray, np.ndarray]], k: int) -> Scored:
