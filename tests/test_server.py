@@ -17,9 +17,9 @@ pytestmark = pytest.mark.integration
 QUESTION = "What did Lavrov accuse Ukraine of?"
 
 
-def _cli_json(index):
+def _cli_json(index, question=QUESTION):
     out = subprocess.run(
-        [sys.executable, "-m", "assistant", "ask", QUESTION, "--k", "3", "--json", "--index-dir", str(index)],
+        [sys.executable, "-m", "assistant", "ask", question, "--k", "3", "--json", "--index-dir", str(index)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -186,3 +186,22 @@ def test_quotes_by_a_speaker_are_the_same_over_http_gradio_client_and_the_cli(se
     with pytest.raises(urllib.error.HTTPError) as e:
         _post(url, {"k": 4}, path="/api/quotes")  # neither a speaker nor a topic
     assert e.value.code == 400
+
+
+def test_a_question_with_dates_gets_its_period_and_timeline_over_http_and_the_cli(server):
+    from .conftest import upload
+
+    url, index = server
+    stories = [
+        ("march", "2024-03-12", "The Port Ellery harbour council approved an electric ferry for the island route."),
+        ("june", "2024-06-20", "The Port Ellery harbour council cancelled the electric ferry for the island route."),
+    ]
+    lines = [json.dumps({"id": i, "published": d, "title": f"Port Ellery ferry {i}", "text": t}) for i, d, t in stories]
+    assert upload(url, [("ellery.jsonl", "\n".join(lines).encode())])["accepted"]
+    question = "What did the Port Ellery harbour council decide about the electric ferry in March 2024?"
+    answer = _post(url, {"question": question, "k": 3})
+    assert answer["period"]["text"] == "Understood as: published 2024-03-01 to 2024-03-31"
+    cited = {c["article_id"] for p in answer["passages"] for c in p["citations"]}
+    assert cited == {"uploads/ellery.jsonl#march"}
+    assert answer["timeline"] == [{"period": "2024-03-12", "articles": 1}]
+    assert _cli_json(index, question) == answer
