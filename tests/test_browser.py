@@ -1,6 +1,7 @@
 """The chat in a real browser: Debian's chromium driven by Playwright, against a real `assistant serve`."""
 
 import csv
+import json
 import shutil
 import time
 from pathlib import Path
@@ -198,6 +199,27 @@ def test_speaker_filter_lists_that_persons_quotations(page):
     _shot(page, "speaker-filter")
     page.locator("#filter-speaker textarea").fill("")
     page.get_by_text("Filters").click()
+
+
+def test_a_question_with_dates_shows_its_period_and_draws_the_timeline(page):
+    stories = [
+        ("one", "2024-03-12", "The Port Ellery harbour council approved an electric ferry for the island route."),
+        ("two", "2024-03-20", "The Port Ellery harbour council chose a shipyard for the electric ferry."),
+        ("three", "2024-06-20", "The Port Ellery harbour council cancelled the electric ferry for the island route."),
+    ]
+    lines = [json.dumps({"id": i, "published": d, "title": f"Ferry <b>{i}</b>", "text": t}) for i, d, t in stories]
+    assert upload(page.url.rstrip("/"), [("ellery-dated.jsonl", "\n".join(lines).encode())])["accepted"]
+    reply = _ask(page, "What did the Port Ellery harbour council decide about the electric ferry in March 2024?")
+    text = reply.inner_text()
+    assert "Understood as: published 2024-03-01 to 2024-03-31" in text
+    assert text.index("Understood as: published") < text.index("[1]")  # above the passages
+    chart = reply.locator("pre.timeline")
+    assert chart.count() == 1
+    rows = chart.inner_text().splitlines()
+    assert rows[0].startswith("2024-03-12 █") and rows[0].endswith(" 1") and rows[-1].startswith("2024-03-20 █")
+    assert len(rows) == 9 and "2024-06" not in chart.inner_text()  # every day between, nothing outside the period
+    assert reply.locator("b").count() == 0  # the titles' markup stays text
+    _shot(page, "dates-timeline")
 
 
 def test_article_filter_restricts_the_answer(page):
