@@ -8,8 +8,12 @@ question's content words along. A question that stands alone is left as it is.
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import re
 from collections.abc import Sequence
+
+from .timeframe import read_period
 
 _TOKEN = re.compile(r"[A-Za-z0-9][\w'’.-]*\w|[A-Za-z0-9]|\S")
 _AUX = frozenset("did does do is are was were has have had will would can could should may might".split())
@@ -20,6 +24,10 @@ _SINGULAR = {"he": "", "him": "", "she": "", "her": "", "his": "'s", "hers": "'s
 _PLURAL = {"they": "", "them": "", "their": "'s", "theirs": "'s", "themselves": ""}
 _POINTERS = frozenset("it its that this these those there then".split()) | set(_SINGULAR) | set(_PLURAL)
 _DEMONYM = ("ian", "ean", "ish", "ese")
+_BARE_DATE = re.compile(  # a date with no preposition of its own: "June 1987", "26 February 1987"
+    r"\d|(?:" + "|".join(m for m in (*calendar.month_name, *calendar.month_abbr) if m) + r")\b", re.IGNORECASE
+)
+_ANY_DAY = datetime.date(2000, 1, 1)  # which words are a date does not depend on the newest article, only their meaning
 _PREPOSITIONS = frozenset("in at on for from about during after before with to by of among".split())
 _PLACE_PREPOSITIONS = frozenset("in at from near inside across".split())
 _ABOUT = re.compile(r"^(?:and|but|so)?\s*(?:what|how)\s+about\s+(?P<x>.+?)\s*\??$", re.IGNORECASE)
@@ -123,8 +131,27 @@ def _word_before(text: str, phrase: str) -> str:
     return words[-1].lower() if words else ""
 
 
+def _swap_period(previous: str, fragment: str) -> str | None:
+    """A fragment that is only a date ("in June 1987", "last week") put into the previous question in place of its
+    own date, or added to it; None when the fragment is more than a date."""
+    period, rest = read_period(fragment, _ANY_DAY)
+    if period is None or _WORDS.findall(rest):
+        return None
+    old, _ = read_period(previous, _ANY_DAY)
+    if old is None:
+        return f"{previous.rstrip('?')} {period.words}?"
+    new = period.words
+    preposition = old.words.split()[0]
+    if preposition.lower() in _PREPOSITIONS and _BARE_DATE.match(new):
+        new = f"{preposition} {new}"  # "What about June 1987?" after "... in March 1987?": "in June 1987"
+    return previous.replace(old.words, new, 1)
+
+
 def _swap_in(previous: str, fragment: str) -> str:
     """A fragment put into the previous question in place of its counterpart, or added to it."""
+    dated = _swap_period(previous, fragment)
+    if dated is not None:
+        return dated
     own = _entities(fragment)
     head = fragment.split()[0].lower()
     if own and head in _PREPOSITIONS:  # "in Dagestan": replaces the place after a preposition

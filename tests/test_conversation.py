@@ -40,6 +40,24 @@ def test_follow_ups_are_made_standalone(history, question, expected):
     assert contextualize(question, history) == expected
 
 
+OPEC = "What did OPEC decide in March 1987?"
+
+
+@pytest.mark.parametrize(
+    ("history", "question", "expected"),
+    [
+        ([OPEC], "And in June 1987?", "What did OPEC decide in June 1987?"),
+        ([OPEC], "What about June 1987?", "What did OPEC decide in June 1987?"),
+        ([OPEC], "And last week?", "What did OPEC decide last week?"),
+        ([OPEC], "And since September?", "What did OPEC decide since September?"),
+        (["What did OPEC decide?"], "And in June 1987?", "What did OPEC decide in June 1987?"),
+        ([OPEC], "What about Iraq?", "What did Iraq decide in March 1987?"),
+    ],
+)
+def test_a_follow_up_that_is_only_a_date_changes_the_period(history, question, expected):
+    assert contextualize(question, history) == expected
+
+
 @pytest.mark.parametrize(
     ("question", "expected"),
     [
