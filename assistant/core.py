@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -205,7 +206,7 @@ class Assistant:
             check_question(earlier, f"history item {i + 1}")
         query = contextualize(question, history)
         view = self.view  # one state for the whole search, whatever a writer does meanwhile
-        archive = self._dates(view)
+        archive = functools.partial(self._dates, view)  # read only for a question that names a time
         matched: list[str] | None = [] if matching else None
 
         def searched(text: str, where: Mapping[str, Any] | None) -> list[Hit]:
@@ -214,7 +215,7 @@ class Assistant:
             return search(view, self.embedder, self.settings.retrieval, text, k, where, matched)
 
         hits, dated = search_dated(searched, query, filters, archive, self.settings.retrieval.dates)
-        days = timeline(archive.published[a] for a in matched or () if a in archive.published)
+        days = timeline(m.get("published") or "" for m in view.metas(matched or []).values())
         return query, hits, view.generation, dated, days
 
     def _dates(self, view: View) -> Archive:

@@ -9,7 +9,7 @@ from typing import Any
 
 from .engines.base import Filter
 from .retrieval import searchable
-from .timeframe import Period, month_end, read_period
+from .timeframe import Period, mentions_time, month_end, read_period
 from .types import Dated, Hit
 
 
@@ -66,13 +66,16 @@ def _span(start: str, end: str) -> str:
     return f"from {start}" if start else f"up to {end}"
 
 
-def plan(question: str, filters: Mapping[str, Any] | None, archive: Archive) -> Plan:
+def plan(question: str, filters: Mapping[str, Any] | None, archive: Archive | Callable[[], Archive]) -> Plan:
     """The search for a question: its period (read against the newest article) met with the date filter given.
 
     They are intersected; where they do not overlap, the filter given wins and the period is reported as not
     applied. The question is searched without its dates unless that leaves no words to search for.
     """
     where = Filter.parse(filters)  # a bad filter is an error before anything else
+    if not mentions_time(question):  # the archive's dates (every article's metadata) are read only when needed
+        return Plan(question, filters, None)
+    archive = archive() if callable(archive) else archive
     period, rest = read_period(question, archive.newest)
     if period is None or archive.newest is None:  # no article has a date: a period could only find nothing
         return Plan(question, filters, None)
@@ -99,7 +102,7 @@ def search_dated(
     search: Callable[[str, Mapping[str, Any] | None], list[Hit]],
     question: str,
     filters: Mapping[str, Any] | None,
-    archive: Archive,
+    archive: Archive | Callable[[], Archive],
     dates: bool = True,
 ) -> tuple[list[Hit], Dated | None]:
     """`search(text, filters)` within the period the question's dates name (with `dates`), and that period. When

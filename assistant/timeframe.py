@@ -237,6 +237,11 @@ def _read(kind: str, m: re.Match[str], newest: Day | None) -> tuple[Day | None, 
     return span
 
 
+def mentions_time(question: str) -> bool:
+    """Whether a question has words that may name a period (read_period then needs the newest article's date)."""
+    return _LONE.search(question) is not None or any(pattern.search(question) for _, pattern in _PATTERNS)
+
+
 def read_period(question: str, newest: Day | None = None) -> tuple[Period | None, str]:
     """The publication period a question's words name, and the question without them; (None, question) when it
     names none. `newest`: the newest article's date, which relative dates are read against."""

@@ -56,6 +56,8 @@ def test_index_search_and_read_articles(backend, tmp_path, seeds_copy):
     assert a.article_text(first.article_id)[first.char_start : first.char_end] == hits[0].text
     assert {x["id"] for x in a.articles()} == {p.name for p in seeds_copy.iterdir()}
     assert a.article(first.article_id)["title"] == first.title
+    metas = a.view.metas([first.article_id, "nope", first.article_id])
+    assert list(metas) == [first.article_id] and metas[first.article_id] == a.view.article(first.article_id)
     with pytest.raises(AssistantError, match="no article with id 'nope'"):
         a.article("nope")
     assert a.check()["ok"] and a.check(full=True)["ok"]
@@ -379,3 +381,20 @@ def test_a_rebuilt_postgres_index_never_gives_a_passage_id_twice(tmp_path, seeds
         for h in a.search(q, k=5):
             c = h.citations[0]
             assert a.article_text(c.article_id)[c.char_start : c.char_end] == h.text
+
+
+def test_a_question_naming_no_time_reads_no_list_of_every_article(backend, tmp_path, monkeypatch):
+    """Every article's metadata (the archive's dates) is read only for a question that names a time: at a million
+    passages reading it took seconds, and the first answer after opening an index must stay quick."""
+    a = _assistant(backend, tmp_path / "index")
+    a.add([_dated(tmp_path / "news")])
+    view = a.view
+
+    def every_article() -> list:
+        raise AssertionError("every article read")
+
+    monkeypatch.setattr(type(view), "articles", lambda self: every_article())
+    answer = a.ask("ferry strike pay")
+    assert answer.found and answer.timeline  # the matching articles' dates, read for them alone
+    with pytest.raises(AssertionError, match="every article read"):
+        a.ask("ferry strike in March 2005")

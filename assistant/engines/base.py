@@ -137,6 +137,9 @@ class View(Protocol):
     def articles(self) -> list[dict[str, Any]]:
         """Every article's id and metadata, by id."""
 
+    def metas(self, article_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Several articles' metadata at once, by id (those not indexed left out)."""
+
     def article_text(self, article_id: str) -> str | None:
         """The cleaned text of an article, as passages' spans refer to it."""
 

@@ -197,6 +197,11 @@ class EmbeddedView:
         """An article's metadata."""
         return self.snap.article_meta(article_id)
 
+    def metas(self, article_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Several articles' metadata at once, by id (those not indexed left out)."""
+        found = {a: self.snap.article_meta(a) for a in dict.fromkeys(article_ids)}
+        return {a: m for a, m in found.items() if m is not None}
+
     def articles(self) -> list[dict[str, Any]]:
         """Every article's id and metadata."""
         return [{"id": a, **m} for a, m in self.snap.all_meta().items()]
