@@ -398,3 +398,7 @@ def test_a_question_naming_no_time_reads_no_list_of_every_article(backend, tmp_p
     assert answer.found and answer.timeline  # the matching articles' dates, read for them alone
     with pytest.raises(AssertionError, match="every article read"):
         a.ask("ferry strike in March 2005")
+    monkeypatch.undo()
+    dated = a.ask("ferry strike in March 2005")  # read as a period, searched within it, on either engine
+    assert dated.period.start == "2005-03-01" and dated.period.end == "2005-03-31"
+    assert {c.article_id for h in dated.passages for c in h.citations} == {"a"}
