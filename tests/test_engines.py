@@ -251,13 +251,14 @@ def _writer_process(url: str, folder: str, work: str) -> None:
 
 
 def _reader_process(url: str, work: str, seconds: float, out: str) -> None:
-    """A separate process reading while the writers commit: each read must see one whole state."""
+    """A separate process reading while the writers commit, until they are done (and once more after): each read
+    must see one whole state."""
     import time
 
     a = Assistant(engine_settings("postgres", Path(work), url, min_score=0.05), embedder=HashEmbedder())
-    seen, end = [], time.monotonic() + seconds
+    seen, end, done = [], time.monotonic() + seconds, Path(out + ".done")
     Path(out + ".ready").touch()
-    while time.monotonic() < end:
+    while time.monotonic() < end and not (done.exists() and seen and seen[-1][0] == 20):
         if not a.engine.exists():
             continue
         view = a.view
@@ -289,7 +290,7 @@ def test_writers_in_four_processes_at_once_lose_nothing_and_readers_see_whole_st
             (folder / f"w{i}-{j}.txt").write_text(f"Ferry {i} {j}\n\nThe ferry number {i}{j} sailed late on day {j}.")
         folders.append(folder)
     out = tmp_path / "reads.json"
-    reader = spawn.Process(target=_reader_process, args=(pg_url, str(tmp_path / "r"), 12.0, str(out)))
+    reader = spawn.Process(target=_reader_process, args=(pg_url, str(tmp_path / "r"), 180.0, str(out)))
     reader.start()
     _wait_for(Path(str(out) + ".ready"))
     writers = [spawn.Process(target=_writer_process, args=(pg_url, str(f), str(tmp_path / f"w{i}"))) for i, f in
@@ -301,6 +302,7 @@ def test_writers_in_four_processes_at_once_lose_nothing_and_readers_see_whole_st
         w.join(120)
         error = tmp_path / f"w{i}.error"
         assert w.exitcode == 0, error.read_text() if error.exists() else w.exitcode
+    Path(str(out) + ".done").touch()  # the reader stops once it has seen the last state
     reader.join(120)
     a = Assistant(engine_settings("postgres", tmp_path / "x", pg_url), embedder=HashEmbedder())
     assert {x["id"] for x in a.articles()} == {f"w{i}-{j}.txt" for i in range(4) for j in range(5)}
