@@ -229,7 +229,7 @@ def search(
     articles of every candidate passage that clears the floor the hits cleared, best first (a timeline's)."""
     if not searchable(question):
         return []
-    with view.reading():
+    with view.reading(terms(question)):
         return _search(view, encoder, settings, question, k, filters, matched)
 
 

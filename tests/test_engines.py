@@ -404,3 +404,33 @@ def test_a_question_naming_no_time_reads_no_list_of_every_article(backend, tmp_p
     dated = a.ask("ferry strike in March 2005")  # read as a period, searched within it, on either engine
     assert dated.period.start == "2005-03-01" and dated.period.end == "2005-03-31"
     assert {c.article_id for h in dated.passages for c in h.citations} == {"a"}
+
+
+def _reads(a: Assistant, articles: list[str]) -> list[tuple]:
+    """What a searcher answers and the floor's term statistics, for every question (ids: engines differ)."""
+    out = []
+    for q in QUESTIONS:
+        hits = a.search(q, k=5)
+        with a.view.reading():
+            stats = a.view.term_stats(query_terms(q), articles)
+        out.append(([(h.citations[0].article_id, h.text, round(h.score, 5)) for h in hits], stats))
+    return out
+
+
+def test_a_postgres_searcher_that_keeps_passages_articles_follows_updates_and_removals(tmp_path, seeds_copy, pg_url):
+    kept = _assistant(("postgres", pg_url), tmp_path / "kept")
+    kept.add([seeds_copy])
+    names = sorted(p.name for p in seeds_copy.iterdir())
+    assert _reads(kept, names) and len(kept.view.engine.passage_map.article) == kept.view.meta["passages"]
+    writer = _assistant(("postgres", pg_url), tmp_path / "writer")  # another process's engine
+    changed = seeds_copy / names[0]
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n\nZelensky spoke to Russians about the prisoner "
+                       "swap and Medvedchuk again on Friday.\n", encoding="utf-8")  # fmt: skip
+    assert writer.add([seeds_copy]).changed == 1
+    writer.remove([names[1]])
+    fresh = _assistant(("postgres", pg_url), tmp_path / "fresh")
+    asked = _assistant(("postgres", pg_url), tmp_path / "asked")
+    asked.view.engine.passage_map.limit = 0  # too large to map: the database is asked every time
+    want = _reads(fresh, names)
+    assert _reads(kept, names) == want == _reads(asked, names)
+    assert want[0][1]["zelenski"][1] >= {names[0]} and names[1] not in set().union(*(s[1] for s in want[0][1].values()))

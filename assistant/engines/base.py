@@ -103,8 +103,9 @@ class View(Protocol):
     meta: dict[str, Any]  # how the index was made (META_KEYS), its counts ("articles", "passages") and more
     location: str  # where the index is, for messages (a folder, a database URL without its password)
 
-    def reading(self) -> AbstractContextManager[None]:
-        """Within the block, every read sees one and the same state (a search wraps itself in it)."""
+    def reading(self, terms: Sequence[str] = ()) -> AbstractContextManager[None]:
+        """Within the block, every read sees one and the same state (a search wraps itself in it). `terms`: the
+        analysed terms the block will ask about, which an engine may read as it begins (one round trip)."""
 
     def dense_top(self, qvec: np.ndarray, k: int, where: Filter | None, ef_search: int) -> Scored:
         """The k passages with the highest cosine to a unit query vector, among those `where` admits."""

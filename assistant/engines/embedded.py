@@ -39,8 +39,8 @@ class EmbeddedView:
         self._lock = threading.Lock()
         self.stamp: Any = None  # the manifest file's identity when opened (EmbeddedEngine.changed)
 
-    def reading(self) -> contextlib.AbstractContextManager[None]:
-        """Nothing to do: a loaded state never changes."""
+    def reading(self, terms: Sequence[str] = ()) -> contextlib.AbstractContextManager[None]:
+        """Nothing to do: a loaded state never changes (and every term's postings are at hand)."""
         return contextlib.nullcontext()
 
     # -- filters and merging ----------------------------------------------------------------------------

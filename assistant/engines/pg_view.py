@@ -15,6 +15,7 @@ from ..types import AssistantError
 from . import pg_blocks
 from .base import Filter, PassageRow, Scored
 from .pg_connect import database_error, vector_text, where_is
+from .pg_map import PassageMap, generation_number
 
 if TYPE_CHECKING:
     from .postgres import PostgresEngine
@@ -25,8 +26,12 @@ EXACT_MAX = 5_000
 _ARTICLE = "id, title, source, path, url, published"
 _ARTICLE_A = "a.id, a.title, a.source, a.path, a.url, a.published"
 EF_SEARCH = 512  # hnsw.ef_search each read starts with (retrieval.hnsw_ef_search's default); another is set when asked
-ARTICLE_OF_MAX = 500_000  # passages whose article the engine remembers (about 50 MB), then it starts again
 ADMITTED_MAX = 50_000  # a filter admitting up to this many passages is read whole; past it, BM25's best are checked
+# Terms' document frequencies with their postings blocks (binary): a term in no block has one row with no block.
+POSTINGS = (
+    "SELECT t.term, t.df, b.base, b.n, b.width, b.data FROM na_terms t LEFT JOIN na_blocks b "
+    "ON b.term = t.term WHERE t.term = ANY(%s) AND t.df > 0"
+)
 
 
 def _compile(where: Filter | None) -> tuple[str, dict[str, Any]]:
@@ -63,13 +68,14 @@ class PostgresView:
         self.stale = False  # the database was rebuilt with other settings since this view was opened
 
     @contextlib.contextmanager
-    def reading(self) -> Iterator[None]:
+    def reading(self, terms: Sequence[str] = ()) -> Iterator[None]:
         """Run the block's queries in one repeatable-read transaction: one consistent state throughout. The view
-        follows the database: each read sees the latest commit, and the view's generation and counts with it."""
+        follows the database: each read sees the latest commit, and the view's generation and counts with it.
+        The postings of `terms` are read as it begins (in the same round trip)."""
         if self._fixed is not None or getattr(self._bound, "conn", None) is not None:
             yield
             return
-        with self.engine.snapshot() as (conn, state):
+        with self.engine.snapshot(list(dict.fromkeys(terms))) as (conn, (state, postings)):
             generation, articles, passages, total, model, chunking = state
             if (model, chunking) != (self.meta.get("model"), self.meta.get("chunking")):
                 self.stale = True  # rebuilt with other settings: the next open checks them
@@ -77,6 +83,7 @@ class PostgresView:
             self.meta = {**self.meta, "generation": self.generation, "articles": articles, "passages": passages}
             stats = int(passages), (float(total) / passages if passages else 0.0)
             self._bound.conn, self._bound.cache = conn, {"df": {}, "articles": {}, "stats": stats}
+            self._keep_postings(self._bound.cache, list(dict.fromkeys(terms)), postings)
             try:
                 yield
             finally:
@@ -168,8 +175,6 @@ class PostgresView:
             if also:
                 cache["dense_of"] = (params["q"], {r[1]: r[3] for r in rows if r[0]})
                 rows = [r[1:] for r in rows if not r[0]]
-        if len(self.engine.article_of) <= ARTICLE_OF_MAX:
-            self.engine.article_of.update((r[0], r[1]) for r in rows)
         return self._scored(sorted(rows, key=lambda r: (-r[2], r[0])))
 
     def dense_scores(self, qvec: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -191,17 +196,17 @@ class PostgresView:
         known, dfs = cache.setdefault("postings", {}), cache["df"]
         missing = [t for t in dict.fromkeys(words) if t not in known]
         if missing:
-            rows = self._rows(
-                "SELECT t.term, t.df, b.base, b.n, b.width, b.data FROM na_terms t LEFT JOIN na_blocks b "
-                "ON b.term = t.term WHERE t.term = ANY(%s) AND t.df > 0",
-                (missing,),
-                binary=True,
-            )
-            dfs.update(dict.fromkeys(missing, 0))
-            dfs.update((r[0], int(r[1])) for r in rows)
-            known.update(dict.fromkeys(missing))
-            known.update(pg_blocks.read(r[:1] + r[2:] for r in rows if r[2] is not None))
+            self._keep_postings(cache, missing, self._rows(POSTINGS, (missing,), binary=True))
         return {t: known[t] for t in words if known.get(t) is not None}, {t: dfs[t] for t in words if dfs.get(t)}
+
+    @staticmethod
+    def _keep_postings(cache: dict[str, Any], terms: list[str], rows: list[tuple]) -> None:
+        """Remember in a read's cache the document frequencies and postings (POSTINGS rows) of these terms."""
+        known, dfs = cache.setdefault("postings", {}), cache["df"]
+        dfs.update(dict.fromkeys(terms, 0))
+        dfs.update((r[0], int(r[1])) for r in rows)
+        known.update(dict.fromkeys(terms))
+        known.update(pg_blocks.read(r[:1] + r[2:] for r in rows if r[2] is not None))
 
     def _dead(self) -> np.ndarray:
         """Removed passages that blocks still hold (sorted), kept by the engine from one generation to the next."""
@@ -244,17 +249,27 @@ class PostgresView:
         self._cache()["lexical_ids"] = ids
         return Scored(best + lo, self._articles_of(ids), scores[best])
 
+    def _map(self) -> PassageMap | None:
+        """The engine's passage map brought up to this read's state (None: the index is too large to map, or this
+        is a writer's view)."""
+        cache = self._cache()
+        if "map" not in cache:
+            held = self.engine.passage_map
+            ok = self._fixed is None and held.synced(
+                generation_number(self.generation),
+                self._stats()[0],
+                lambda after: self._rows("SELECT id, article_id FROM na_passages WHERE id > %s ORDER BY id", (after,)),
+            )
+            cache["map"] = held if ok else None
+        return cache["map"]
+
     def _articles_of(self, ids: list[int]) -> list[str]:
-        """The article of each live passage, remembered by the engine (a passage id is never given twice, and a
-        passage never changes article)."""
-        known = self.engine.article_of
-        got = {i: known[i] for i in ids if i in known}
-        missing = [i for i in ids if i not in got]
+        """The article of each live passage: from the passage map, else (a large index) asked of the database."""
+        held = self._map()
+        got = dict(zip(ids, held.articles_of(ids), strict=True)) if held is not None else {}
+        missing = [i for i in ids if got.get(i) is None]
         if missing:
             got.update(self._rows("SELECT id, article_id FROM na_passages WHERE id = ANY(%s)", (missing,)))
-            if len(known) > ARTICLE_OF_MAX:
-                known.clear()
-            known.update(got)
         return [got[i] for i in ids]
 
     def _filtered_top(self, scores: np.ndarray, lo: int, k: int, where: Filter) -> Scored:
@@ -297,11 +312,18 @@ class PostgresView:
         held: dict[str, set[str]] = {t: set() for t in words}
         if article_ids:
             postings, df = self._postings(words)
-            rows = self._rows("SELECT id, article_id FROM na_passages WHERE article_id = ANY(%s)", (list(article_ids),))
-            ids = np.array([r[0] for r in rows], np.int64)
+            mapped = self._map()
+            if mapped is not None:  # their passages from the map, less those removed
+                ids = mapped.passages_of(article_ids)
+                ids = ids[~np.isin(ids, self._dead())]
+                of = mapped.articles_of(ids)
+            else:
+                sql = "SELECT id, article_id FROM na_passages WHERE article_id = ANY(%s) ORDER BY id"
+                rows = self._rows(sql, (list(article_ids),))
+                ids, of = np.array([r[0] for r in rows], np.int64), [r[1] for r in rows]
             for t, p in postings.items():
                 hit, _ = p.at(ids)
-                held[t] = {rows[i][1] for i in np.flatnonzero(hit)}
+                held[t] = {of[i] for i in np.flatnonzero(hit)}
         else:
             df = self._dfs(words)
         n = max(n, 1)
