@@ -241,10 +241,11 @@ def run(args: argparse.Namespace) -> int:
         if args.optimize and not args.paths and not args.rebuild:
             started = time.perf_counter()
             meta = a.optimize(progress=not args.quiet)
-            segments = len(meta.get("segments") or []) or 1
+            segments = meta.get("segments")
+            done = f"into {len(segments)} segment(s)" if segments else "(postings merged, tables vacuumed)"
             print(
-                f"Optimized {meta.get('articles')} articles, {meta.get('passages')} passages into {segments} "
-                f"segment(s) in {time.perf_counter() - started:.1f} s"
+                f"Optimized {meta.get('articles')} articles, {meta.get('passages')} passages {done} "
+                f"in {time.perf_counter() - started:.1f} s"
             )
             return 0
         if args.paths or args.rebuild:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 FORMAT = 2
 READS = (1, 2)  # formats this version opens; a format-1 index is rewritten as segments by its next write
 MANIFEST = "manifest.json"
-MERGE_FACTOR = 8  # this many adjacent segments of one size class are merged into one (see merge_plan)
+MERGE_FACTOR = 8  # this many adjacent segments of about one size are merged into one (merge_plan)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -102,11 +102,11 @@ def grow(url: str, size: int) -> dict[str, float]:
     return timings
 
 
-def _tiled(p: pg_blocks.Postings, copies: int, stride: int) -> pg_blocks.Postings:
+def _tiled(p: pg_blocks.TermBlock, copies: int, stride: int) -> pg_blocks.TermBlock:
     """A term's postings with those of each copy after them (copy c's ids are the original's plus c * stride)."""
     n = copies + 1
     ids = (p.ids[None, :] + stride * np.arange(n, dtype=np.int64)[:, None]).ravel()
-    return pg_blocks.Postings(ids, np.tile(p.tfs, n), np.tile(p.lengths, n))
+    return pg_blocks.TermBlock(ids, np.tile(p.tfs, n), np.tile(p.lengths, n))
 
 
 def disk(url: str) -> dict[str, float]:

@@ -82,7 +82,7 @@ def test_another_model_and_an_older_schema_say_to_rebuild(pg_url, tmp_path, seed
 
 def _as_schema_1(url: str) -> None:
     """Turn an index into what the previous version wrote: postings a row each (its DDL), no blocks."""
-    from assistant.engines.pg_blocks import Postings
+    from assistant.engines.pg_blocks import TermBlock
 
     with psycopg.connect(url) as conn:
         article_of = dict(conn.execute("SELECT id, article_id FROM na_passages").fetchall())
@@ -95,7 +95,7 @@ def _as_schema_1(url: str) -> None:
         blocks = conn.execute("SELECT term, base, n, width, data FROM na_blocks", binary=True).fetchall()
         with conn.cursor().copy("COPY na_postings FROM STDIN") as copy:
             for term, base, n, width, data in blocks:
-                p = Postings.decode(base, n, width, data)
+                p = TermBlock.decode(base, n, width, data)
                 for pid, tf, length in zip(p.ids.tolist(), p.tfs.tolist(), p.lengths.tolist(), strict=True):
                     if pid not in dead:
                         copy.write_row((article_of[pid], term, pid, tf, length))

@@ -26,7 +26,7 @@ _SEND = (
 )
 
 
-class Postings:
+class TermBlock:
     """One term's postings (a block, or several joined): passage ids ascending, term counts and passage lengths."""
 
     __slots__ = ("ids", "lengths", "tfs")
@@ -36,7 +36,7 @@ class Postings:
         self.ids, self.tfs, self.lengths = ids, tfs, lengths
 
     @classmethod
-    def decode(cls, base: int, n: int, width: int, data: bytes) -> Postings:
+    def decode(cls, base: int, n: int, width: int, data: bytes) -> TermBlock:
         """A block's postings from its row."""
         kind = np.uint16 if width == 2 else np.uint32
         offsets = np.frombuffer(data, np.int32, n)
@@ -58,7 +58,7 @@ class Postings:
         return base, len(self.ids), width, data
 
     @classmethod
-    def join(cls, parts: Sequence[Postings], dead: np.ndarray | None = None) -> Postings:
+    def join(cls, parts: Sequence[TermBlock], dead: np.ndarray | None = None) -> TermBlock:
         """Several blocks' postings as one, ids ascending, those of removed passages (`dead`, sorted) left out."""
         ids = np.concatenate([p.ids for p in parts]) if parts else np.zeros(0, np.int64)
         tfs = np.concatenate([p.tfs for p in parts]) if parts else np.zeros(0, np.uint32)
@@ -83,15 +83,15 @@ class Postings:
         return self.ids[where] == ids, where
 
 
-def read(rows: Iterable[tuple]) -> dict[str, Postings]:
+def read(rows: Iterable[tuple]) -> dict[str, TermBlock]:
     """Each term's postings from its block rows (term, base, n, width, data), blocks joined."""
-    parts: dict[str, list[Postings]] = {}
+    parts: dict[str, list[TermBlock]] = {}
     for term, base, n, width, data in rows:
-        parts.setdefault(term, []).append(Postings.decode(base, n, width, data))
-    return {t: p[0] if len(p) == 1 else Postings.join(p) for t, p in parts.items()}
+        parts.setdefault(term, []).append(TermBlock.decode(base, n, width, data))
+    return {t: p[0] if len(p) == 1 else TermBlock.join(p) for t, p in parts.items()}
 
 
-def sums(postings: dict[str, Postings], idfs: dict[str, float], avg_length: float) -> tuple[int, np.ndarray]:
+def sums(postings: dict[str, TermBlock], idfs: dict[str, float], avg_length: float) -> tuple[int, np.ndarray]:
     """BM25 summed by passage: (lowest id, scores of ids lowest..highest as float32; ids held by no term score 0)."""
     held = [(postings[t], w) for t, w in idfs.items() if t in postings and len(postings[t].ids)]
     if not held:
@@ -103,7 +103,7 @@ def sums(postings: dict[str, Postings], idfs: dict[str, float], avg_length: floa
     return lo, np.bincount(ids, weights=weights, minlength=hi - lo + 1).astype(np.float32)
 
 
-def scores_of(postings: dict[str, Postings], idfs: dict[str, float], avg_length: float, ids: np.ndarray) -> np.ndarray:
+def scores_of(postings: dict[str, TermBlock], idfs: dict[str, float], avg_length: float, ids: np.ndarray) -> np.ndarray:
     """The BM25 score of each given passage."""
     ids = np.asarray(ids, np.int64)
     out = np.zeros(len(ids), np.float64)
@@ -113,11 +113,11 @@ def scores_of(postings: dict[str, Postings], idfs: dict[str, float], avg_length:
             continue
         hit, where = p.at(ids)
         if hit.any():
-            out[hit] += Postings(p.ids[where[hit]], p.tfs[where[hit]], p.lengths[where[hit]]).parts(weight, avg_length)
+            out[hit] += TermBlock(p.ids[where[hit]], p.tfs[where[hit]], p.lengths[where[hit]]).parts(weight, avg_length)
     return out.astype(np.float32)
 
 
-def copy_blocks(conn: Any, rows: Iterable[tuple[str, Postings]]) -> None:
+def copy_blocks(conn: Any, rows: Iterable[tuple[str, TermBlock]]) -> None:
     """Write blocks (term, postings) as new rows (their numbers from na_block_ids)."""
     sql = "COPY na_blocks (term, base, n, width, data) FROM STDIN (FORMAT BINARY)"
     with conn.cursor().copy(sql) as copy:
@@ -154,12 +154,12 @@ def _rewrite(conn: Any, groups: list[tuple[str, list[int]]], dead: np.ndarray | 
     """Replace each group of one term's blocks by one block (removed passages dropped; none written if empty)."""
     dead = dead_ids(conn) if dead is None else dead
     wanted = [b for _, blocks in groups for b in blocks]
-    got: dict[int, Postings] = {}
+    got: dict[int, TermBlock] = {}
     with conn.cursor(binary=True) as cur:
         cur.execute("SELECT block, base, n, width, data FROM na_blocks WHERE block = ANY(%s)", (wanted,))
         for block, base, n, width, data in cur:
-            got[block] = Postings.decode(base, n, width, data)
-    merged = ((term, Postings.join([got[b] for b in blocks], dead)) for term, blocks in groups)
+            got[block] = TermBlock.decode(base, n, width, data)
+    merged = ((term, TermBlock.join([got[b] for b in blocks], dead)) for term, blocks in groups)
     copy_blocks(conn, ((t, p) for t, p in merged if len(p.ids)))
     conn.execute("DELETE FROM na_blocks WHERE block = ANY(%s)", (wanted,))
     return len(wanted) - len(groups)
@@ -200,9 +200,9 @@ def upgrade(conn: Any, chunk: int = 5000) -> None:
     conn.execute("DROP TABLE na_postings")
 
 
-def _received(n: int, ids: bytes, tfs: bytes, lengths: bytes) -> Postings:
-    """Postings from big-endian int8/int4 strings (PostgreSQL's binary send form)."""
-    return Postings(
+def _received(n: int, ids: bytes, tfs: bytes, lengths: bytes) -> TermBlock:
+    """TermBlock from big-endian int8/int4 strings (PostgreSQL's binary send form)."""
+    return TermBlock(
         np.frombuffer(ids, ">i8", n).astype(np.int64),
         np.frombuffer(tfs, ">i4", n).astype(np.uint32),
         np.frombuffer(lengths, ">i4", n).astype(np.uint32),

@@ -143,9 +143,11 @@ class PostgresView:
         cond, params = _compile(where)
         params.update(q=self._vector(qvec), k=int(k))
         n, _ = self._stats()
-        small = (
-            where is not None
-            and self._rows(
+        admitted = self._cache().get("admitted", {}).get(where)  # as BM25's filtered search read them
+        small = where is not None and (
+            len(admitted) <= EXACT_MAX
+            if admitted is not None
+            else self._rows(
                 f"SELECT count(*) <= {EXACT_MAX} FROM (SELECT 1 FROM na_passages p JOIN na_articles a "
                 f"ON a.id = p.article_id WHERE {cond} LIMIT {EXACT_MAX + 1}) AS admitted",
                 params,
@@ -189,7 +191,7 @@ class PostgresView:
             got.update(self._rows(sql, (vector, missing)))
         return np.array([got.get(int(i), 0.0) for i in ids], np.float32)
 
-    def _postings(self, words: Sequence[str]) -> tuple[dict[str, pg_blocks.Postings], dict[str, int]]:
+    def _postings(self, words: Sequence[str]) -> tuple[dict[str, pg_blocks.TermBlock], dict[str, int]]:
         """The postings of those of these terms that some passage holds (their document frequencies with them): one
         query for the terms not yet read in this read."""
         cache = self._cache()
@@ -279,6 +281,7 @@ class PostgresView:
         join = "FROM na_passages p JOIN na_articles a ON a.id = p.article_id"
         rows = self._rows(f"SELECT p.id, p.article_id {join} WHERE {cond} LIMIT {ADMITTED_MAX + 1}", params)
         if len(rows) <= ADMITTED_MAX:
+            self._cache().setdefault("admitted", {})[where] = rows  # the dense search counts them
             ids = np.array([r[0] for r in rows], np.int64)
             inside = (ids >= lo) & (ids < lo + len(scores))
             kept = np.zeros_like(scores)

@@ -14,7 +14,7 @@ from ..generation import MERGE_FACTOR
 from ..highlight import analyse
 from ..quotes import find_quotes, passage_quotes
 from . import pg_blocks
-from .pg_blocks import Postings
+from .pg_blocks import TermBlock
 from .pg_connect import vector_text
 
 
@@ -76,7 +76,7 @@ def apply_change(conn: Any, change: Any, with_title: bool, merge_factor: int = M
                 for term, tf in Counter(words).items():
                     postings.setdefault(term, []).append((pid, tf, len(words)))
     blocks = {
-        t: Postings(*(np.array(col, np.int64) for col in zip(*rows, strict=True))) for t, rows in postings.items()
+        t: TermBlock(*(np.array(col, np.int64) for col in zip(*rows, strict=True))) for t, rows in postings.items()
     }
     pg_blocks.copy_blocks(conn, blocks.items())
     if blocks:
@@ -114,7 +114,7 @@ def check_counts(conn: Any, full: bool) -> str | None:
     with conn.cursor(name="na_check", binary=True) as cur:  # server-side: every block, a batch at a time
         cur.execute("SELECT term, base, n, width, data FROM na_blocks")
         for term, base, n, width, data in cur:
-            ids = Postings.decode(base, n, width, data).ids
+            ids = TermBlock.decode(base, n, width, data).ids
             counted[term] += n - (int(np.isin(ids, dead, assume_unique=True).sum()) if len(dead) else 0)
     kept = dict(conn.execute("SELECT term, df FROM na_terms").fetchall())
     wrong = sum(1 for t in set(kept) | {t for t, n in counted.items() if n} if kept.get(t, 0) != counted.get(t, 0))
