@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,8 +229,9 @@ def search(
     articles of every candidate passage that clears the floor the hits cleared, best first (a timeline's)."""
     if not searchable(question):
         return []
+    encoded = _ENCODING.submit(encoder.encode, [question.strip()])  # meanwhile a database's read begins
     with view.reading(terms(question)):
-        return _search(view, encoder, settings, question, k, filters, matched)
+        return _search(view, encoder, settings, question, k, filters, matched, encoded)
 
 
 def _search(
@@ -241,8 +242,9 @@ def _search(
     k: int,
     filters: Mapping[str, Any] | None,
     matched: list[str] | None,
+    encoded: Future[np.ndarray],
 ) -> list[Hit]:
-    r = rank(view, encoder, settings, question, settings.candidates, filters)
+    r = rank(view, encoder, settings, question, settings.candidates, filters, encoded)
     n = min(len(r.ids), max(3 * k, 10))
     every = evidence(view, settings, r, n if matched is None else len(r.ids))
     strength = every[:n]
@@ -307,8 +309,10 @@ def rank(
     question: str,
     depth: int,
     filters: Mapping[str, Any] | None = None,
+    encoded: Future[np.ndarray] | None = None,
 ) -> Ranking:
-    """Up to `depth` candidates from each retriever, fused by `settings.method` and sorted (no floor)."""
+    """Up to `depth` candidates from each retriever, fused by `settings.method` and sorted (no floor). `encoded`:
+    the question's embedding already under way (encoder.encode([question]))."""
     question = question.strip()
     if not question:
         raise AssistantError("the question is empty")
@@ -318,7 +322,7 @@ def rank(
     with view.reading():
         pids, articles, dense, lexical = candidates(
             view,
-            lambda: encoder.encode([question])[0],
+            (lambda: encoded.result()[0]) if encoded is not None else (lambda: encoder.encode([question])[0]),
             question,
             max(depth, settings.candidates),
             where,
