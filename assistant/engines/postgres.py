@@ -119,7 +119,10 @@ class PostgresEngine:
             except BaseException:
                 conn.close()  # its state is unknown: do not reuse it
                 raise
-            _COMMITTER.submit(_commit, pool, conn)
+            try:
+                _COMMITTER.submit(_commit, pool, conn)
+            except RuntimeError:  # the interpreter is shutting down: no new threads
+                _commit(pool, conn)
 
     def _state(self, conn: Any, upgrading: bool = False) -> dict[str, Any] | None:
         """The meta and counts of the index in a database (None: no index there); schema checked (`upgrading`:
