@@ -188,6 +188,44 @@ class ServerSettings(_Checked):
     }
 
 
+DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*", re.I)
+UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as "15m", "30s", "2h", "1d" or "90" (seconds); ValueError when it is not one."""
+    m = DURATION.fullmatch(str(text))
+    if not m:
+        raise ValueError(f"{text!r} is not a duration; use e.g. 30s, 15m, 2h or 1d")
+    return float(m.group(1)) * UNIT_S[(m.group(2) or "s").lower()]
+
+
+def _duration(v: Any) -> bool:
+    try:
+        return parse_duration(v) >= 1
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class FollowSettings(_Checked):
+    """Feeds, pages, sitemaps and folders polled on a schedule (`assistant follow`, `assistant serve --follow`)."""
+
+    targets: list[str] = field(default_factory=list)
+    every: str = "15m"
+    per_host_delay: float = 2.0
+    max_page_mb: float = 5.0
+    timeout: float = 30.0
+
+    RULES = {
+        "targets": (lambda v: all(_text(t) for t in v), "must be a list of URLs (http, https) and folders"),
+        "every": (_duration, 'must be a duration of at least 1 s, e.g. "30s", "15m", "2h"'),
+        "per_host_delay": (_number(0, 3600), "must be between 0 and 3600 seconds"),
+        "max_page_mb": (_number(0, 1e4, lo_open=True), "must be a number of megabytes above 0"),
+        "timeout": (_number(0, 3600, lo_open=True), "must be a number of seconds above 0"),
+    }
+
+
 SECTION_OF = {
     "IndexSettings": "index",
     "IngestSettings": "ingest",
@@ -195,6 +233,7 @@ SECTION_OF = {
     "EmbeddingSettings": "embedding",
     "RetrievalSettings": "retrieval",
     "ServerSettings": "server",
+    "FollowSettings": "follow",
 }
 
 
@@ -208,6 +247,7 @@ class Settings:
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    follow: FollowSettings = field(default_factory=FollowSettings)
 
     def replace(self, section: str, **values: Any) -> Settings:
         """A copy with some values of one section changed."""
