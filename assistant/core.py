@@ -22,7 +22,7 @@ from .indexer import IndexReport, check_compatible, optimize_index, remove_artic
 from .quotebook import find_said
 from .retrieval import rank, rank_articles, search, searchable
 from .timeline import timeline
-from .types import Answer, AssistantError, Dated, Hit, Said
+from .types import Answer, Article, AssistantError, Dated, Hit, Said
 
 MAX_QUESTION_CHARS = 2000  # longer input is refused with a message, not searched
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
@@ -117,8 +117,10 @@ class Assistant:
         progress: bool = False,
         uploaded: bool = False,
         wait_s: float | None = None,
+        articles: Sequence[Article] = (),
     ) -> IndexReport:
-        """Index files and folders: new and changed articles are embedded, unchanged ones are not.
+        """Index files and folders, and `articles` read elsewhere (a followed feed's pages): new and changed articles
+        are embedded, unchanged ones are not.
 
         Safe beside other writers (processes or threads): what another writer committed meanwhile stays. When one
         is writing, this waits for it (saying so), at most `wait_s` seconds if given. `uploaded`: the paths are files
@@ -137,6 +139,7 @@ class Assistant:
             rebuild=rebuild,
             uploaded=uploaded,
             wait_s=wait_s,
+            articles=articles,
         )
         if wrote:
             self.reload()
@@ -157,6 +160,13 @@ class Assistant:
         if n:
             self.reload()
         return n
+
+    def followed(self) -> list[dict[str, Any]]:
+        """Every followed feed, page, sitemap and folder: target, kind, last_poll, added, updated, last_error and
+        next_poll (UTC, ISO 8601) of its last poll."""
+        from .follow.state import followed
+
+        return followed(self.folder)
 
     def optimize(self, progress: bool = False) -> dict[str, Any]:
         """Merge the index's segments into one (PostgreSQL: VACUUM ANALYZE); searches answer meanwhile. Its meta."""

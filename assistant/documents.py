@@ -70,7 +70,8 @@ def _markdown_to_text(md: str) -> str:
     return md
 
 
-def _read_html(text: str) -> dict[str, Any]:
+def html_fields(text: str) -> dict[str, Any]:
+    """A page's main text and metadata (title, text, url, source, published) by trafilatura, else by lxml."""
     import trafilatura
 
     doc = trafilatura.bare_extraction(
@@ -132,7 +133,8 @@ def _record_fields(obj: Any, where: str) -> dict[str, str]:
     return out
 
 
-def _make_article(fields: dict[str, str], default_id: str, path: str) -> Article:
+def make_article(fields: dict[str, str], default_id: str, path: str) -> Article:
+    """An article from its fields, text and title cleaned; SkipFile when no text is left."""
     text = clean_text(fields["text"])
     title = clean_text(fields.get("title", "")).replace("\n", " ")
     if not text:
@@ -182,7 +184,7 @@ def read_file(path: Path, article_id: str, max_bytes: int, loaded: Loaded) -> No
             _read_reuters_sgml(text, article_id, shown, loaded)
             return
         if suffix in HTML_SUFFIXES:
-            fields = _read_html(text)
+            fields = html_fields(text)
         else:
             if suffix in MARKDOWN_SUFFIXES:
                 text = _markdown_to_text(text)
@@ -190,7 +192,7 @@ def read_file(path: Path, article_id: str, max_bytes: int, loaded: Loaded) -> No
             fields = {"title": title, "text": body}
         if not fields.get("text", "").strip():
             raise SkipFile("no text found")
-        loaded.articles.append(_make_article(fields, article_id, shown))
+        loaded.articles.append(make_article(fields, article_id, shown))
     except SkipFile as e:
         loaded.skipped.append(Problem(shown, str(e)))
     except OSError as e:
@@ -213,7 +215,7 @@ def _read_json_records(text: str, suffix: str, file_id: str, shown: str, loaded:
     for where, obj in records:
         try:
             fields = _without_surrogates(_record_fields(obj, where), f"{shown}: {where}", loaded)
-            loaded.articles.append(_make_article(fields, f"{file_id}#{where.split()[-1]}", shown))
+            loaded.articles.append(make_article(fields, f"{file_id}#{where.split()[-1]}", shown))
         except SkipFile as e:
             reason = str(e)
             loaded.skipped.append(Problem(shown, reason if reason.startswith(where) else f"{where}: {reason}"))
@@ -252,7 +254,7 @@ def _read_reuters_sgml(text: str, file_id: str, shown: str, loaded: Loaded) -> N
                 raise SkipFile("empty story (no title or text)")
             if not fields["published"] and dated:
                 loaded.warnings.append(Problem(where, "unreadable <DATE>; published left empty"))
-            loaded.articles.append(_make_article(fields, f"{file_id}#{key}", shown))
+            loaded.articles.append(make_article(fields, f"{file_id}#{key}", shown))
         except SkipFile as e:
             loaded.skipped.append(Problem(where, str(e)))
     if not found:

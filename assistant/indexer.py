@@ -164,8 +164,10 @@ def update_index(
     rebuild: bool = False,
     uploaded: bool = False,
     wait_s: float | None = None,
+    articles: Sequence[Article] = (),
 ) -> tuple[IndexReport, bool]:
-    """Bring the index up to date with the paths; returns the report and whether anything was written.
+    """Bring the index up to date with the paths (and `articles` read elsewhere: a followed feed's pages, kept under
+    their own ids, from no folder); returns the report and whether anything was written.
 
     Files are read and embedded outside the writer lock; the change is then applied under it to the index as it is
     by then, so a writer that finished meanwhile keeps what it wrote. A rebuild holds the lock from the start.
@@ -179,6 +181,7 @@ def update_index(
     with engine.writing(wait_s) if rebuild else contextlib.nullcontext():
         get_encoding(settings.chunking.encoding)  # a wrong encoding setting fails now, before any reading or embedding
         loaded = _load(folder, paths, settings, uploaded)
+        loaded.articles += articles
         report = IndexReport(skipped=loaded.skipped, warnings=loaded.warnings)
         if view is not None:
             check_compatible(view, engine, settings)
