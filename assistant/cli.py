@@ -153,6 +153,40 @@ def _parser() -> argparse.ArgumentParser:
         help="articles to index first when there is no index yet (default seeds/)",
     )
     s.add_argument("--no-mcp", action="store_true", help="do not expose the MCP tool (server.mcp = false)")
+    s.add_argument(
+        "--follow",
+        nargs="+",
+        default=[],
+        metavar="TARGET",
+        help="also poll these feeds, pages, sitemaps or folders while serving (besides follow.targets); new articles "
+        "answer within one poll interval",
+    )
+    s.add_argument("--every", metavar="DURATION", help="poll interval for --follow: 30s, 15m, 2h (follow.every)")
+
+    s = sub.add_parser(
+        "follow",
+        parents=[common],
+        help="poll RSS/Atom feeds, article pages, sitemaps and folders, indexing what is new or changed",
+        description="Each poll fetches every target politely (robots.txt, follow.per_host_delay between requests to "
+        "a host, If-None-Match / If-Modified-Since, at most follow.max_page_mb a page and follow.timeout seconds a "
+        "request, 5 redirects, http and https only) and indexes each new or changed page's main text with its "
+        "feed's title, source, URL and date, in one write. A feed entry's page is fetched when it is new or its "
+        "entry changed; a page target is asked each poll (304: nothing to do). An article's id is its URL: a story "
+        "whose text changed replaces its earlier version and is reported as updated; the same URL in two feeds, or "
+        "the same text at another URL, is indexed once. A folder is indexed as `assistant index FOLDER` does (files "
+        "gone from it stay indexed; `assistant index --prune FOLDER` drops them). Each poll prints one line per "
+        "target: added N (titles), updated M (titles), unchanged, or its error; each entry that could not be read "
+        "one indented line beneath. What was seen is kept in <index>/follow.sqlite. Exit status with --once: 0, or "
+        "3 when some target failed.",
+    )
+    s.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="feed, page or sitemap URL (http, https), or folder (default: follow.targets in the config)",
+    )
+    s.add_argument("--every", metavar="DURATION", help="poll interval: 30s, 15m, 2h, 1d (follow.every, default 15m)")
+    s.add_argument("--once", action="store_true", help="poll once and exit (for cron jobs and tests)")
 
     s = sub.add_parser("remove", parents=[common], help="delete articles from the index by id")
     s.add_argument("ids", nargs="+", metavar="ID", help="article ids, as shown in citations")
@@ -267,6 +301,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"Indexed {report.summary()}")
         return EXIT_SKIPPED if report.skipped else 0
 
+    if args.command in ("serve", "follow") and args.every:
+        settings = settings.replace("follow", every=args.every)  # a bad one: "follow.every = 'x': must be..."
+    if args.command == "follow":
+        return _follow(Assistant(settings), args.targets or settings.follow.targets, args.once)
+
     if args.command == "serve":
         from .api import serve
 
@@ -284,6 +323,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"No index in {a.engine.location} yet: indexing {args.seeds} first…", file=sys.stderr, flush=True)
             print(f"Indexed {a.add([args.seeds], progress=True).summary()}", file=sys.stderr)
         a.ask("warm up")  # load the index and the model before the first visitor
+        targets = [*settings.follow.targets, *args.follow]
+        if targets:
+            from .follow.poller import follow_in_background
+
+            follow_in_background(a, list(dict.fromkeys(targets)), _say)
         serve(a)
         return 0
 
@@ -388,6 +432,34 @@ def run(args: argparse.Namespace) -> int:
             print("\n".join(result.lines()))
         return 0
     return EXIT_ERROR
+
+
+def _say(line: str) -> None:
+    """Print a line on stderr at once (a poll's report, from the follow thread)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def _follow(a: Assistant, targets: Sequence[str], once: bool) -> int:
+    """Poll the targets once (`once`) or every follow.every until interrupted, one line per target per poll."""
+    from .follow.poller import Follower
+    from .types import AssistantError
+
+    if not targets:
+        raise AssistantError("name what to follow: assistant follow URL|FOLDER..., or list them in [follow] targets")
+    follower = Follower(a)
+    try:
+        if once:
+            reports = follower.poll(targets, once=True)
+            for r in reports:
+                print("\n".join(r.lines()), flush=True)
+            return EXIT_SKIPPED if any(r.error for r in reports) else 0
+        print(f"Following {len(targets)} target(s) every {a.settings.follow.every}; Ctrl-C stops", file=sys.stderr)
+        follower.run(targets, lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print("stopped following; what the finished polls indexed stays", file=sys.stderr)
+    finally:
+        follower.close()
+    return 0
 
 
 def _eval_beir(args: argparse.Namespace, settings: Settings) -> int:
