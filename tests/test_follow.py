@@ -1,0 +1,307 @@
+"""Following feeds, pages, sitemaps and folders against a real HTTP server on loopback (fake embedder; both
+engines where the index is written)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from assistant import Assistant
+from assistant.follow.poller import Follower
+from assistant.follow.state import FollowState
+
+from .conftest import engine_settings
+from .fakes import HashEmbedder
+from .webfixtures import Route, article_page, atom, huge, rss, serving, sitemap, trickle
+
+FERRY = (
+    "The island ferry crews walked out on Monday morning after talks over pay broke down late on Sunday night.\n\n"
+    "Passengers queued at the harbour for hours before the operator cancelled every crossing until Wednesday.\n\n"
+    "The union said its members would return when the company restored the overtime rates it cut in March."
+)
+BRIDGE = (
+    "Councillors voted to study a fixed bridge to the island, saying the ferry strike showed how fragile the link "
+    "had become.\n\nThe study will cost two million pounds and report within a year, the council leader said.\n\n"
+    "Opponents said a bridge would spoil the bay and bring lorries through the old town."
+)
+LIGHTHOUSE = (
+    "The old lighthouse on the northern point will open to visitors again in June after three years of repairs.\n\n"
+    "Volunteers repainted the tower and restored the brass lamp, which was made in Birmingham in 1871.\n\n"
+    "Tickets will be sold at the harbour office, and children under twelve will go up for free."
+)
+MUSEUM = (
+    "The harbour museum reopens on Saturday with a new gallery about the fishing fleet and its families.\n\n"
+    "Curators spent two winters gathering photographs, nets and logbooks from the villages along the coast.\n\n"
+    "Entry is free for residents of the island, and guided tours run twice a day through the summer."
+)
+
+
+def _assistant(backend: tuple[str, str], folder: Path, **follow: object) -> Assistant:
+    name, url = backend
+    s = engine_settings(name, folder, url, min_score=0.05)
+    s = s.replace("follow", **{"per_host_delay": 0.0, "timeout": 5.0, **follow})
+    return Assistant(s, embedder=HashEmbedder())
+
+
+def _poll(a: Assistant, targets: list[str]) -> dict[str, object]:
+    follower = Follower(a)
+    try:
+        return {r.target: r for r in follower.poll(targets, once=True)}
+    finally:
+        follower.close()
+
+
+def _news_site(site) -> None:
+    site.page("/ferry", article_page("Ferry crews strike", FERRY, "2026-03-02", "Harbour Gazette"))
+    site.page("/bridge", article_page("Bridge study approved", BRIDGE, "2026-03-04"))
+    site.page("/lighthouse", article_page("Lighthouse reopens", LIGHTHOUSE, "2026-03-05"))
+    site.page("/museum", article_page("Museum reopens", MUSEUM))
+    items = [
+        {"title": "Ferry crews strike over pay", "link": f"{site.url}/ferry", "date": "Mon, 02 Mar 2026 08:00:00 GMT"},
+        {"title": "Bridge study approved", "link": f"{site.url}/bridge", "date": "Wed, 04 Mar 2026 10:00:00 +0000"},
+    ]
+    site.page("/rss.xml", rss("Harbour Gazette", items), "application/rss+xml")
+    entries = [{"title": "Lighthouse to reopen", "link": f"{site.url}/lighthouse", "date": "2026-03-05T09:00:00Z"}]
+    site.page("/atom.xml", atom("Coast Weekly", entries), "application/atom+xml")
+    site.page("/sitemap.xml", sitemap([(f"{site.url}/museum", "2026-03-06")]), "application/xml")
+
+
+def test_a_feed_an_atom_feed_a_sitemap_and_a_page_are_indexed_with_their_metadata(backend, tmp_path):
+    a = _assistant(backend, tmp_path / "index")
+    with serving() as site:
+        _news_site(site)
+        site.page("/page", article_page("Harbour page", MUSEUM.replace("museum", "aquarium"), "2026-03-07"))
+        targets = [f"{site.url}/rss.xml", f"{site.url}/atom.xml", f"{site.url}/sitemap.xml", f"{site.url}/page"]
+        reports = _poll(a, targets)
+        ua = site.hits("/ferry")[0]["User-Agent"]
+    assert ua.startswith("news-assistant/0.1.0 (+")
+    rss_report = reports[targets[0]]
+    assert (rss_report.kind, rss_report.added, rss_report.error) == ("rss", 2, "")
+    assert "added 2 (Ferry crews strike over pay; Bridge study approved)" in rss_report.line()
+    assert [r.kind for r in reports.values()] == ["rss", "atom", "sitemap", "page"]
+    ferry = a.article(f"{site.url}/ferry")
+    assert ferry["title"] == "Ferry crews strike over pay"  # the feed's title
+    assert ferry["source"] == "Harbour Gazette" and ferry["url"] == f"{site.url}/ferry"
+    assert ferry["published"] == "2026-03-02"
+    assert "Passengers queued at the harbour" in a.article_text(ferry["id"])
+    assert "Copyright" not in a.article_text(ferry["id"])  # the main text, not the page furniture
+    light = a.article(f"{site.url}/lighthouse")
+    assert (light["source"], light["published"]) == ("Coast Weekly", "2026-03-05")
+    museum = a.article(f"{site.url}/museum")
+    assert museum["source"] == "127.0.0.1" and museum["title"] == "Museum reopens"  # from the page and its host
+    hits = a.search("When does the lighthouse open to visitors?", k=3)
+    assert hits[0].citations[0].url == f"{site.url}/lighthouse"
+    followed = {f["target"]: f for f in a.followed()}
+    assert set(followed) == set(targets)
+    rss_state = followed[targets[0]]
+    assert set(rss_state) == {"target", "kind", "last_poll", "added", "updated", "last_error", "next_poll"}
+    assert (rss_state["kind"], rss_state["added"], rss_state["updated"], rss_state["last_error"]) == ("rss", 2, 0, "")
+    assert rss_state["last_poll"].endswith("Z") and rss_state["next_poll"] == ""
+
+
+def test_bad_targets_are_one_line_each_and_none_stops_the_others(tmp_path):
+    a = _assistant(("embedded", ""), tmp_path / "index", timeout=2.0, max_page_mb=1.0)
+    with serving() as site:
+        _news_site(site)
+        site.page("/broken.xml", b"<?xml version='1.0'?><rss><channel><title>Oops</title><item>", "application/xml")
+        site.routes["/gone"] = Route(b"gone", 404)
+        site.routes["/fails"] = Route(b"oops", 500)
+        site.routes["/loop-a"] = Route(status=302, headers={"Location": "/loop-b"})
+        site.routes["/loop-b"] = Route(status=302, headers={"Location": "/loop-a"})
+        site.routes["/to-file"] = Route(status=302, headers={"Location": "file:///etc/passwd"})
+        site.routes["/slow"] = Route(stream=trickle)
+        site.routes["/huge"] = Route(stream=huge)
+        bad = ["/broken.xml", "/gone", "/fails", "/loop-a", "/to-file", "/slow", "/huge"]
+        targets = [f"{site.url}{p}" for p in bad] + [
+            "file:///etc/passwd",
+            str(tmp_path / "nowhere"),
+            f"{site.url}/rss.xml",
+        ]
+        started = time.monotonic()
+        reports = _poll(a, targets)
+        took = time.monotonic() - started
+    lines = {t: r.line() for t, r in reports.items()}
+    for t in targets[:-1]:
+        assert reports[t].error and "\n" not in lines[t], lines[t]
+    u = site.url
+    assert "broken XML" in lines[f"{u}/broken.xml"]
+    assert "HTTP 404" in lines[f"{u}/gone"] and "HTTP 500" in lines[f"{u}/fails"]
+    assert "redirect loop" in lines[f"{u}/loop-a"]
+    assert "only http and https" in lines[f"{u}/to-file"] and "only http and https" in lines["file:///etc/passwd"]
+    assert "not finished after 2 s" in lines[f"{u}/slow"] or "no answer within 2 s" in lines[f"{u}/slow"]
+    assert "over the 1 MB limit" in lines[f"{u}/huge"]
+    assert "no such folder" in lines[str(tmp_path / "nowhere")]
+    assert reports[f"{u}/rss.xml"].added == 2 and not reports[f"{u}/rss.xml"].error
+    assert took < 15, took  # the page that never finishes was cut off by wall time
+    errors = {f["target"]: f["last_error"] for f in a.followed()}
+    assert "HTTP 500" in errors[f"{u}/fails"] and errors[f"{u}/rss.xml"] == ""
+
+
+def test_an_entry_without_a_date_a_feed_in_windows_1251_and_a_broken_entry_are_each_one_line(tmp_path):
+    a = _assistant(("embedded", ""), tmp_path / "index")
+    russian = "Паром на остров снова ходит по расписанию после забастовки экипажей. " * 8
+    with serving() as site:
+        site.page("/ru", article_page("Паромы", russian), "text/html; charset=windows-1251")
+        site.routes["/ru"].body = article_page("Паромы", russian).encode("cp1251")
+        site.page("/museum", article_page("Museum reopens", MUSEUM))
+        items = [
+            {"title": "Паромы снова ходят", "link": f"{site.url}/ru", "date": "Tue, 03 Mar 2026 07:00:00 +0300"},
+            {"title": "Museum reopens", "link": f"{site.url}/museum"},  # no date, in the feed or on the page
+            {"title": "Gone story", "link": f"{site.url}/missing", "date": "Tue, 03 Mar 2026 07:00:00 +0300"},
+        ]
+        site.page("/ru.xml", rss("Новости острова", items, "windows-1251"), "text/xml")
+        report = _poll(a, [f"{site.url}/ru.xml"])[f"{site.url}/ru.xml"]
+    assert report.added == 2 and not report.error
+    ru = a.article(f"{site.url}/ru")
+    assert (ru["title"], ru["source"], ru["published"]) == ("Паромы снова ходят", "Новости острова", "2026-03-03")
+    assert "Паром на остров снова ходит" in a.article_text(ru["id"])
+    assert a.article(f"{site.url}/museum")["published"] == ""
+    notes = "\n".join(report.notes)
+    assert f"{site.url}/museum: no date in the feed or on the page; published left empty" in notes
+    assert f"{site.url}/missing: HTTP 404" in notes
+
+
+def test_the_same_story_in_two_feeds_and_the_same_text_at_two_urls_are_indexed_once(backend, tmp_path):
+    a = _assistant(backend, tmp_path / "index")
+    with serving() as site:
+        _news_site(site)
+        site.page("/ferry-copy", article_page("Ferry crews strike (wire copy)", FERRY, "2026-03-02"))
+        copy = [
+            {"title": "Ferry strike", "link": f"{site.url}/ferry", "date": "Mon, 02 Mar 2026 09:00:00 GMT"},
+            {"title": "Wire: ferry strike", "link": f"{site.url}/ferry-copy", "date": "Mon, 02 Mar 2026 09:00:00 GMT"},
+        ]
+        site.page("/wire.xml", rss("Wire", copy), "application/rss+xml")
+        reports = _poll(a, [f"{site.url}/rss.xml", f"{site.url}/wire.xml"])
+        ferry_fetches = len(site.hits("/ferry"))
+    wire = reports[f"{site.url}/wire.xml"]
+    assert wire.added == 0 and wire.unchanged == 1
+    assert any(f"{site.url}/ferry: also in {site.url}/rss.xml; read once" in n for n in wire.notes)
+    assert any(f"{site.url}/ferry-copy: the same text as {site.url}/ferry; not indexed twice" in n for n in wire.notes)
+    assert ferry_fetches == 1
+    ids = {x["id"] for x in a.articles()}
+    assert ids == {f"{site.url}/ferry", f"{site.url}/bridge"}
+
+
+def test_an_updated_story_replaces_its_earlier_version_and_says_so(backend, tmp_path):
+    a = _assistant(backend, tmp_path / "index")
+    with serving() as site:
+        _news_site(site)
+        feed = f"{site.url}/rss.xml"
+        _poll(a, [feed])
+        changed = FERRY.replace("until Wednesday", "until Friday at the earliest")
+        site.page("/ferry", article_page("Ferry crews strike", changed, "2026-03-02"))
+        items = [
+            {"title": "Ferry strike goes on", "link": f"{site.url}/ferry", "date": "Tue, 03 Mar 2026 08:00:00 GMT"},
+            {"title": "Bridge study approved", "link": f"{site.url}/bridge", "date": "Wed, 04 Mar 2026 10:00:00 +0000"},
+        ]
+        site.page("/rss.xml", rss("Harbour Gazette", items), "application/rss+xml")
+        report = _poll(a, [feed])[feed]
+        bridge_fetches = len(site.hits("/bridge"))
+    assert (report.added, report.updated, report.unchanged) == (0, 1, 1)
+    assert "updated 1 (Ferry strike goes on)" in report.line()
+    assert bridge_fetches == 1  # its entry did not change: its page was not fetched again
+    text = a.article_text(f"{site.url}/ferry")
+    assert "until Friday at the earliest" in text and "until Wednesday" not in text
+    assert len(a.articles()) == 2
+    assert a.article(f"{site.url}/ferry")["published"] == "2026-03-03"
+
+
+def test_a_page_that_has_not_changed_is_asked_conditionally_and_not_written_again(backend, tmp_path):
+    a = _assistant(backend, tmp_path / "index")
+    with serving() as site:
+        site.page("/page", article_page("Museum reopens", MUSEUM, "2026-03-06"), ETag='"v1"',
+                  Last_Modified="Fri, 06 Mar 2026 10:00:00 GMT")  # fmt: skip
+        target = f"{site.url}/page"
+        first = _poll(a, [target])[target]
+        generation = a.view.generation
+        second = _poll(a, [target])[target]
+        asked = site.hits("/page")
+    assert first.added == 1 and second.added == 0 and not second.error
+    assert "not modified since the last poll" in "\n".join(second.notes)
+    assert "If-None-Match" not in asked[0]
+    assert asked[1]["If-None-Match"] == '"v1"' and asked[1]["If-Modified-Since"] == "Fri, 06 Mar 2026 10:00:00 GMT"
+    assert a.view.generation == generation  # nothing written
+
+
+def test_robots_txt_is_honoured_and_read_once_per_host(tmp_path):
+    a = _assistant(("embedded", ""), tmp_path / "index")
+    with serving() as site:
+        site.page("/robots.txt", "User-agent: *\nDisallow: /private/\n", "text/plain")
+        site.page("/private/story", article_page("Secret", MUSEUM))
+        site.page("/public", article_page("Museum reopens", MUSEUM))
+        reports = _poll(a, [f"{site.url}/private/story", f"{site.url}/public"])
+        robots_reads, private_reads = len(site.hits("/robots.txt")), len(site.hits("/private/story"))
+    line = reports[f"{site.url}/private/story"].line()
+    assert "robots.txt of" in line and "does not allow news-assistant" in line
+    assert private_reads == 0 and robots_reads == 1
+    assert reports[f"{site.url}/public"].added == 1
+
+
+def test_requests_to_one_host_keep_the_per_host_delay(tmp_path):
+    a = _assistant(("embedded", ""), tmp_path / "index", per_host_delay=0.4)
+    with serving() as site:
+        _news_site(site)
+        _poll(a, [f"{site.url}/rss.xml"])
+        times = sorted(t for t, _, _ in site.requests)
+    assert len(times) == 4  # robots.txt, the feed, two pages
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) >= 0.35, gaps
+
+
+def test_hostile_titles_reach_the_index_as_text(backend, tmp_path):
+    a = _assistant(backend, tmp_path / "index")
+    title = "<script>alert(1)</script><img src=x onerror=alert(2)> Harbour news"
+    with serving() as site:
+        site.page("/story", article_page("Museum reopens", MUSEUM))
+        site.page("/feed.xml", rss("<b>Feed</b>", [{"title": title, "link": f"{site.url}/story"}]), "text/xml")
+        _poll(a, [f"{site.url}/feed.xml"])
+    meta = a.article(f"{site.url}/story")
+    assert meta["title"] == title and meta["source"] == "<b>Feed</b>"
+
+
+def test_a_followed_folder_indexes_new_and_changed_files_and_keeps_removed_ones(backend, tmp_path):
+    a = _assistant(backend, tmp_path / "index")
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / "ferry.txt").write_text("Ferry crews strike\n\n" + FERRY)
+    first = _poll(a, [str(folder)])[str(folder)]
+    (folder / "ferry.txt").write_text("Ferry crews strike\n\n" + FERRY + "\n\nTalks resume on Thursday.")
+    (folder / "bridge.txt").write_text("Bridge study approved\n\n" + BRIDGE)
+    second = _poll(a, [str(folder)])[str(folder)]
+    (folder / "bridge.txt").unlink()
+    third = _poll(a, [str(folder)])[str(folder)]
+    assert (first.kind, first.added) == ("folder", 1)
+    assert (second.added, second.updated) == (1, 1)
+    assert (third.added, third.updated, third.unchanged) == (0, 0, 1)
+    assert {x["id"] for x in a.articles()} == {"ferry.txt", "bridge.txt"}  # as `assistant index` without --prune
+
+
+def test_state_survives_a_new_follower_and_a_failed_poll_keeps_nothing(tmp_path):
+    a = _assistant(("embedded", ""), tmp_path / "index")
+    with serving() as site:
+        _news_site(site)
+        feed = f"{site.url}/rss.xml"
+        _poll(a, [feed])
+        state = FollowState(a.folder)
+        try:
+            known = state.url(f"{site.url}/ferry")
+        finally:
+            state.close()
+        assert known is not None and known.article_id == f"{site.url}/ferry" and known.text_hash
+        site.routes["/rss.xml"] = Route(b"down", 500)
+        report = _poll(a, [feed])[feed]
+    assert "HTTP 500" in report.error
+    follow_db = a.folder / "follow.sqlite"
+    assert follow_db.exists() and not (a.folder / "staging.sqlite").exists()
+    assert [f["last_error"] for f in a.followed()] == [report.error]
+
+
+@pytest.mark.parametrize("value", ["0s", "soon", "-5m"])
+def test_a_bad_poll_interval_is_one_line(tmp_path, value):
+    from assistant.config import load_settings
+    from assistant.types import AssistantError
+
+    with pytest.raises(AssistantError, match="follow.every"):
+        load_settings(None, {"ASSISTANT_FOLLOW_EVERY": value})
