@@ -3,7 +3,10 @@ engines where the index is written)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from assistant import Assistant
 from assistant.follow.poller import Follower
 from assistant.follow.state import FollowState
 
-from .conftest import engine_settings
+from .conftest import cli, engine_settings, running_server
 from .fakes import HashEmbedder
 from .webfixtures import Route, article_page, atom, huge, rss, serving, sitemap, trickle
 
@@ -305,3 +308,59 @@ def test_a_bad_poll_interval_is_one_line(tmp_path, value):
 
     with pytest.raises(AssistantError, match="follow.every"):
         load_settings(None, {"ASSISTANT_FOLLOW_EVERY": value})
+
+
+@pytest.mark.integration
+def test_follow_once_from_the_command_line_reports_each_target_and_exits_3_when_one_failed(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASSISTANT_FOLLOW_PER_HOST_DELAY", "0")
+    with serving() as site:
+        _news_site(site)
+        site.routes["/fails"] = Route(b"oops", 500)
+        done = cli("follow", "--index-dir", tmp_path / "index", "--once", f"{site.url}/rss.xml", f"{site.url}/fails")
+        again = cli("follow", "--index-dir", tmp_path / "index", "--once", f"{site.url}/rss.xml")
+    assert done.returncode == 3, done.stderr
+    lines = done.stdout.splitlines()
+    added = "added 2 (Ferry crews strike over pay; Bridge study approved), 0 unchanged"
+    assert lines[0] == f"{site.url}/rss.xml (rss): {added}"
+    assert lines[1] == f"{site.url}/fails: error: {site.url}/fails: HTTP 500 Internal Server Error"
+    assert again.returncode == 0 and again.stdout.splitlines() == [f"{site.url}/rss.xml (rss): added 0, 2 unchanged"]
+    help_text = cli("follow", "--help").stdout
+    assert "--every" in help_text and "--once" in help_text and "robots.txt" in help_text
+
+
+@pytest.mark.integration
+def test_a_served_index_answers_a_story_published_after_the_server_started_within_one_poll(
+    real_index, tmp_path, monkeypatch
+):
+    index = tmp_path / "index"
+    shutil.copytree(real_index, index)
+    monkeypatch.setenv("ASSISTANT_FOLLOW_PER_HOST_DELAY", "0")
+    every = 3.0
+    with serving() as site:
+        _news_site(site)
+        with running_server(index, "--follow", f"{site.url}/rss.xml", "--every", f"{every:g}s") as url:
+            question = "When will the old lighthouse open to visitors again?"
+            assert not _cites(url, question, f"{site.url}/lighthouse")
+            items = [
+                {"title": "Lighthouse reopens", "link": f"{site.url}/lighthouse", "date": "Thu, 05 Mar 2026 09:00 GMT"},
+                {"title": "Ferry crews strike", "link": f"{site.url}/ferry", "date": "Mon, 02 Mar 2026 08:00 GMT"},
+            ]
+            site.page("/rss.xml", rss("Harbour Gazette", items), "application/rss+xml")
+            published = time.monotonic()
+            while not _cites(url, question, f"{site.url}/lighthouse"):
+                assert time.monotonic() - published < every + 20, "not answered within one poll interval"
+                time.sleep(0.25)
+            took = time.monotonic() - published
+    print(f"answered {took:.1f} s after the story was published (poll interval {every:g} s)")
+    assert took < every + 20
+
+
+def _cites(url: str, question: str, article_url: str) -> bool:
+    """Whether the served answer to a question cites the article at this URL."""
+    req = urllib.request.Request(
+        url + "/api/search", data=json.dumps({"question": question, "k": 3}).encode(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=60) as r:
+        answer = json.loads(r.read())
+    return any(c["url"] == article_url for p in answer["passages"] for c in p["citations"])
