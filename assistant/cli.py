@@ -1,4 +1,4 @@
-"""Command line: `assistant index|ask|search|batch|quotes|remove|check|eval|serve`, a thin shell over `Assistant`."""
+"""Command line: `assistant index|ask|search|batch|quotes|remove|check|eval|serve|follow`, a shell over `Assistant`."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ def run(*args, cwd=ROOT):
 def test_help_lists_every_command():
     out = run("--help")
     assert out.returncode == 0
-    for cmd in ("index", "ask", "search", "batch", "quotes", "remove", "check", "eval", "serve"):
+    for cmd in ("index", "ask", "search", "batch", "quotes", "remove", "check", "eval", "serve", "follow"):
         assert cmd in out.stdout
     sub = run("ask", "--help")
     assert "--index-dir" in sub.stdout and "--json" in sub.stdout
