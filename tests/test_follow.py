@@ -281,6 +281,29 @@ def test_a_followed_folder_indexes_new_and_changed_files_and_keeps_removed_ones(
     assert {x["id"] for x in a.articles()} == {"ferry.txt", "bridge.txt"}  # as `assistant index` without --prune
 
 
+def test_a_poll_whose_write_fails_keeps_nothing_and_the_next_poll_indexes_it_all(tmp_path, monkeypatch):
+    from assistant.types import AssistantError
+
+    a = _assistant(("embedded", ""), tmp_path / "index")
+    with serving() as site:
+        _news_site(site)
+        site.page("/rss.xml", site.routes["/rss.xml"].body, "application/rss+xml", ETag='"feed-1"')
+        feed = f"{site.url}/rss.xml"
+
+        def full_disk(*args, **kwargs):
+            raise AssistantError("could not write to the index (No space left on device)")
+
+        with monkeypatch.context() as m:
+            m.setattr(a, "add", full_disk)
+            failed = _poll(a, [feed])[feed]
+        again = _poll(a, [feed])[feed]
+        conditional = [h.get("If-None-Match") for h in site.hits("/rss.xml")]
+    assert "could not write to the index" in failed.error and "No space left" in failed.error
+    assert conditional == [None, None]  # the feed's ETag was not kept from the poll that indexed nothing
+    assert (again.added, again.error) == (2, "")
+    assert {x["id"] for x in a.articles()} == {f"{site.url}/ferry", f"{site.url}/bridge"}
+
+
 def test_state_survives_a_new_follower_and_a_failed_poll_keeps_nothing(tmp_path):
     a = _assistant(("embedded", ""), tmp_path / "index")
     with serving() as site:

@@ -91,6 +91,9 @@ class Follower:
             r = reports[f.source.target]
             r.kind, r.unchanged = f.source.kind, r.unchanged + f.unchanged
             r.error, r.notes = r.error or f.source.last_error, [*f.notes, *r.notes]
+            if r.error:  # the validators of an answer that was not indexed are not kept: the next poll reads it all
+                before = self.state.source(f.source.target)
+                f.source.etag, f.source.last_modified = before.etag, before.last_modified
             f.source.last_error, f.source.last_poll = r.error, stamp(now)
             f.source.added, f.source.updated = r.added, r.updated
             f.source.next_poll = "" if once else stamp(now + self.every_s)
