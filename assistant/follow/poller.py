@@ -81,7 +81,11 @@ class Follower:
                 reports[target].error = "only http and https URLs (or a folder on this machine) can be followed"
                 found.append(Found(SourceState(target, last_error=reports[target].error)))
             elif is_url(target):
-                found.append(collect(target, self.fetcher, self.state, poll))
+                try:
+                    found.append(collect(target, self.fetcher, self.state, poll))
+                except Exception as e:  # a failure nobody foresaw stops this target only
+                    why = f"could not be read ({type(e).__name__}: {str(e)[:200]})"
+                    found.append(Found(SourceState(target, last_error=why)))
             else:
                 found.append(self._folder(target, reports[target]))
         self._write([f for f in found if f.articles], reports)

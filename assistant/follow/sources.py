@@ -104,6 +104,9 @@ def _read(
     except FetchError as e:
         found.notes.append(str(e))
         return
+    except Exception as e:  # a reader's own failure (a parser's recursion limit, ...) skips this page only
+        found.notes.append(f"{entry.url}: could not be read ({type(e).__name__}: {str(e)[:200]})")
+        return
     digest = text_hash(article.text)
     first = poll.texts.get(digest)
     same = state.same_text(digest, entry.url) if first is None else UrlState(first.url, article_id=first.id)
