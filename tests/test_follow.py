@@ -387,3 +387,39 @@ def _cites(url: str, question: str, article_url: str) -> bool:
     with urllib.request.urlopen(req, timeout=60) as r:
         answer = json.loads(r.read())
     return any(c["url"] == article_url for p in answer["passages"] for c in p["citations"])
+
+
+def test_addresses_inside_this_machine_or_its_network_are_known():
+    from assistant.follow.fetch import inside
+
+    for url in ("http://127.0.0.1:8080/", "http://localhost/", "http://10.1.2.3/", "http://[::1]/x",
+                "http://169.254.169.254/latest/meta-data/", "http://192.168.0.9/", "http://0.0.0.0/"):  # fmt: skip
+        assert inside(url), url
+    assert not inside("http://93.184.216.34/feed.xml") and not inside("https://8.8.8.8/")
+
+
+def test_a_feed_on_the_internet_cannot_lead_the_follower_into_this_network(tmp_path, monkeypatch):
+    from urllib.parse import urlsplit
+
+    import assistant.follow.fetch as fetch
+    import assistant.follow.sources as sources
+
+    real = fetch.inside
+    public = lambda url: urlsplit(url).hostname != "127.0.0.1" and real(url)  # noqa: E731 - 127.0.0.1 plays the internet
+    monkeypatch.setattr(fetch, "inside", public)
+    monkeypatch.setattr(sources, "inside", public)
+    a = _assistant(("embedded", ""), tmp_path / "index")
+    with serving() as site:
+        inner = site.url.replace("127.0.0.1", "localhost")  # the same server, by a name inside this machine
+        site.page("/ferry", article_page("Ferry crews strike", FERRY, "2026-03-02"))
+        site.routes["/bounce"] = Route(status=302, headers={"Location": f"{inner}/ferry"})
+        day = "Mon, 02 Mar 2026 08:00:00 GMT"
+        items = [{"title": "Ferry", "link": f"{inner}/ferry", "date": day},
+                 {"title": "Bounce", "link": f"{site.url}/bounce", "date": day}]  # fmt: skip
+        site.page("/rss.xml", rss("Harbour Gazette", items), "application/rss+xml")
+        report = _poll(a, [f"{site.url}/rss.xml"])[f"{site.url}/rss.xml"]
+        reads = sorted(path for _, path, _ in site.requests)
+    assert report.added == 0 and reads == ["/bounce", "/robots.txt", "/rss.xml"]  # nothing asked of "localhost"
+    why = "refused: a followed site on the internet may not lead into this network"
+    refused = [n for n in report.notes if why in n]
+    assert len(refused) == 2, report.notes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +58,21 @@ def check_url(url: str) -> str:
     return url
 
 
+def inside(url: str) -> bool:
+    """Whether a URL's host is, or resolves to, an address of this machine or of a private network (loopback,
+    private, link-local, reserved): where a page on the internet must not send the follower."""
+    host = urlsplit(url).hostname or ""
+    try:
+        found = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False  # not resolvable: the request fails on its own
+    for *_, address in found:
+        ip = ipaddress.ip_address(str(address[0]).split("%")[0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified:
+            return True
+    return False
+
+
 def host_of(url: str) -> str:
     """'scheme://host:port' of a URL: the unit of robots.txt and of the per-host delay."""
     p = urlsplit(url)
@@ -67,13 +84,16 @@ class Fetcher:
     """Fetches http(s) URLs politely and within limits; every failure is a FetchError of one line.
 
     `refusal(url)` (robots.txt) is asked before every request, redirects included: a reason not to fetch, or None;
-    `delay(url)` gives the seconds to keep between two requests to its host.
+    `delay(url)` gives the seconds to keep between two requests to its host. Without `inside_ok` (a followed
+    target on the internet) no request goes to this machine or its private network, whatever a feed, a sitemap or a
+    redirect names: a hostile feed cannot have the follower read and index pages only this network can see.
     """
 
     max_bytes: int = 5 * MB
     timeout: float = 30.0
     delay: Callable[[str], float] = lambda url: 0.0
     refusal: Callable[[str], str | None] | None = None
+    inside_ok: bool = True
     _last: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,6 +114,8 @@ class Fetcher:
             if len(seen) > MAX_REDIRECTS:
                 raise FetchError(f"{seen[0]}: more than {MAX_REDIRECTS} redirects")
             seen.append(url)
+            if not self.inside_ok and inside(url):
+                raise FetchError(f"{url}: refused: a followed site on the internet may not lead into this network")
             if self.refusal is not None and (why := self.refusal(url)):
                 raise FetchError(f"{url}: {why}")
             headers = {}

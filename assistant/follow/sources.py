@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ..types import Article
 from .extract import page_article, text_hash
 from .feeds import Entry, Parsed, parse
-from .fetch import Fetched, Fetcher, FetchError
+from .fetch import Fetched, Fetcher, FetchError, inside
 from .state import FollowState, SourceState, UrlState, stamp
 
 MAX_PAGES = 100  # pages fetched for one source in one poll; the rest wait for the next poll
@@ -37,6 +37,7 @@ class Poll:
 def collect(target: str, fetcher: Fetcher, state: FollowState, poll: Poll) -> Found:
     """Poll one URL target; a failure of the target itself is its source's `last_error`, of one entry a note."""
     source = state.source(target)
+    fetcher.inside_ok = inside(target)  # what a target on the internet names may not lead into this network
     found = Found(SourceState(target, kind=source.kind, etag=source.etag, last_modified=source.last_modified))
     try:
         got = fetcher.get(target, source.etag, source.last_modified)
