@@ -18,6 +18,7 @@ from .decoding import SURROGATE
 from .embedding import Embedder, load_embedder
 from .engines import Engine, View, engine_for
 from .engines.base import Filter
+from .engines.listing import ArticleQuery, check_page
 from .indexer import IndexReport, check_compatible, optimize_index, remove_articles, update_index
 from .quotebook import find_said
 from .retrieval import rank, rank_articles, search, searchable
@@ -278,6 +279,16 @@ class Assistant:
     def articles(self) -> list[dict[str, str]]:
         """Every indexed article's id and metadata."""
         return self.view.articles()
+
+    def list_articles(
+        self, title: str = "", source: str = "", since: str = "", until: str = "", offset: int = 0, limit: int = 50
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the indexed articles, newest first (undated last), and how many match in all: those whose title
+        holds every word of `title` and whose source holds `source` (ignoring case), published from `since` to `until`
+        ('YYYY[-MM[-DD]]', both included). Each row: id, title, source, published, path, url, passages."""
+        query = ArticleQuery.parse(title, source, since, until)
+        offset, limit = check_page(offset, limit)
+        return self.view.listing(query, offset, limit)
 
     def article(self, article_id: str) -> dict[str, str]:
         """One indexed article's id and metadata (title, source, path, url, published)."""

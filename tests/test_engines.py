@@ -434,3 +434,63 @@ def test_a_postgres_searcher_that_keeps_passages_articles_follows_updates_and_re
     want = _reads(fresh, names)
     assert _reads(kept, names) == want == _reads(asked, names)
     assert want[0][1]["zelenski"][1] >= {names[0]} and names[1] not in set().union(*(s[1] for s in want[0][1].values()))
+
+
+LISTED = [
+    {"id": "a", "title": "Ferry strike", "text": "The island ferry crews walked out over pay.", "source": "Herald",
+     "published": "2005-03-14"},
+    {"id": "b", "title": "Ferry talks resume", "text": "Talks on the ferry strike resumed on Friday.",
+     "source": "The Times", "published": "2005-04-02"},
+    {"id": "c", "title": "Bridge plan", "text": "A bridge could replace the ferry, the council said.",
+     "source": "Herald"},
+    {"id": "d", "title": "ZÜRICH ferry timetable", "text": "The lake ferries of Zürich keep their winter times.",
+     "source": "Neue Zürcher Zeitung", "published": "2005-03-14"},
+]  # fmt: skip
+LATER = [
+    {"id": "e", "title": "Port news", "text": "The port of Ellery took its first container ship.",
+     "source": "herald tribune", "published": "2004-12-31T23:00:00"},
+    {"id": "f", "title": "Another undated story", "text": "Nobody dated this story about the harbour."},
+]  # fmt: skip
+
+
+def test_the_archive_lists_articles_newest_first_and_searches_title_source_and_dates(backend, tmp_path):
+    """The chat's archive panel: a page of articles newest first, searched in the engine (a SQL WHERE on
+    PostgreSQL), the same rows and counts on both engines; written in two writes (two segments when embedded)."""
+    a = _assistant(backend, tmp_path / "index")
+    news = tmp_path / "news"
+    news.mkdir()
+    for name, rows in (("first.jsonl", LISTED), ("later.jsonl", LATER)):
+        (news / name).write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+        assert a.add([news / name]).new == len(rows)
+
+    def ids(**query: object) -> tuple[list[str], int]:
+        rows, total = a.list_articles(**query)
+        return [r["id"] for r in rows], total
+
+    rows, total = a.list_articles()
+    assert [r["id"] for r in rows] == ["b", "a", "d", "e", "c", "f"] and total == 6  # undated last, ties by id
+    assert rows[1] == {"id": "a", "title": "Ferry strike", "source": "Herald", "published": "2005-03-14",
+                       "path": str(news / "first.jsonl"), "url": "", "passages": 1}  # fmt: skip
+    assert sum(r["passages"] for r in rows) == a.view.meta["passages"]
+    assert ids(title="ferry") == (["b", "a", "d"], 3)
+    assert ids(title="  STRIKE   ferry ") == (["a"], 1)  # every word, any order, any case
+    assert ids(title="zürich") == (["d"], 1) and ids(title="ZÜRI") == (["d"], 1)  # beyond ASCII too
+    assert ids(source="herald") == (["a", "e", "c"], 3)
+    assert ids(source="zürcher") == (["d"], 1) and ids(source="Nobody") == ([], 0)
+    assert ids(since="2005-03") == (["b", "a", "d"], 3)
+    assert ids(until="2005-03") == (["a", "d", "e"], 3)  # all of March; no undated article
+    assert ids(since="2005-03-15", until="2005-04") == (["b"], 1)
+    assert ids(title="ferry", source="herald", since="2005") == (["a"], 1)
+    assert ids(offset=2, limit=2) == (["d", "e"], 6)
+    assert ids(offset=10) == ([], 6)
+    assert ids(title="%") == ([], 0) and ids(title="_") == ([], 0)  # no wildcards
+    for bad, message in (
+        ({"since": "2005-13"}, "since = '2005-13' is not a date"),
+        ({"until": "yesterday"}, "until = 'yesterday' is not a date"),
+        ({"limit": 0}, "limit 1 to 200"),
+        ({"offset": -1}, "offset must be 0 or more"),
+    ):
+        with pytest.raises(AssistantError, match=message):
+            a.list_articles(**bad)
+    assert a.remove(["a"]) == 1
+    assert ids(title="ferry") == (["b", "d"], 2) and ids()[1] == 5

@@ -7,11 +7,14 @@ import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from ..types import AssistantError
+
+if TYPE_CHECKING:
+    from .listing import ArticleQuery
 
 FILTER_KEYS = ("article_id", "source", "published_from", "published_to")
 META_KEYS = ("model", "dimension", "chunking")  # how an index was made: its vectors fit only the same
@@ -140,6 +143,10 @@ class View(Protocol):
 
     def metas(self, article_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Several articles' metadata at once, by id (those not indexed left out)."""
+
+    def listing(self, query: ArticleQuery, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """A page of the articles `query` admits, newest first (listing.newest_first), each as listing.row (with
+        its passage count), and how many it admits in all."""
 
     def article_text(self, article_id: str) -> str | None:
         """The cleaned text of an article, as passages' spans refer to it."""

@@ -17,6 +17,7 @@ from ..segment import Segment
 from ..store import Snapshot, Store, rebuild_hint
 from ..vectors import HALF_ERROR, dot_rows, scan, search_params
 from .base import Filter, PassageRow, Scored
+from .listing import ArticleQuery, newest_first, row
 
 MASKS_KEPT = 16  # a view keeps the rows of this many filters (a question's dates make one a search)
 FILTERED_EXACT_MAX = 50_000  # filtered searches of a graph over at most this many passages score them all exactly
@@ -38,6 +39,7 @@ class EmbeddedView:
         self._masks: dict[Filter, list[np.ndarray | None]] = {}  # the last filters' rows (a date read in a question)
         self._lock = threading.Lock()
         self.stamp: Any = None  # the manifest file's identity when opened (EmbeddedEngine.changed)
+        self._newest: list[tuple[str, Any]] | None = None  # every article newest first, sorted once (listing)
 
     def reading(self, terms: Sequence[str] = ()) -> contextlib.AbstractContextManager[None]:
         """Nothing to do: a loaded state never changes (and every term's postings are at hand)."""
@@ -205,6 +207,22 @@ class EmbeddedView:
     def articles(self) -> list[dict[str, Any]]:
         """Every article's id and metadata."""
         return [{"id": a, **m} for a, m in self.snap.all_meta().items()]
+
+    def listing(self, query: ArticleQuery, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """A page of the articles the query admits, newest first, and how many it admits: a scan of the metadata
+        (read and sorted once per view); passages counted for the page's articles only."""
+        with self._lock:
+            if self._newest is None:
+                self._newest = newest_first(self.snap.all_meta().items())
+        admitted = [(a, m) for a, m in self._newest if query.admits(a, m)]
+        page = admitted[offset : offset + limit]
+        counts: dict[str, int] = {}
+        where = self.snap.where()
+        for i in {where[a] for a, _ in page}:
+            mine = [a for a, _ in page if where[a] == i]
+            sql = f"SELECT article_id, count(*) FROM passages WHERE article_id IN ({','.join('?' * len(mine))})"
+            counts.update(self.snap.segments[i].query(sql + " GROUP BY article_id", mine))
+        return [row(a, m, counts.get(a, 0)) for a, m in page], len(admitted)
 
     def article_text(self, article_id: str) -> str | None:
         """An article's cleaned text."""

@@ -14,6 +14,7 @@ from ..highlight import analysed_otherwise
 from ..types import AssistantError
 from . import pg_blocks
 from .base import Filter, PassageRow, Scored
+from .listing import ArticleQuery, row
 from .pg_connect import database_error, vector_text, where_is
 from .pg_map import PassageMap, generation_number
 
@@ -390,6 +391,42 @@ class PostgresView:
     def articles(self) -> list[dict[str, Any]]:
         """Every article's id and metadata."""
         return [{"id": r[0], **self._meta(r)} for r in self._rows(f"SELECT {_ARTICLE} FROM na_articles ORDER BY id")]
+
+    def listing(self, query: ArticleQuery, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """A page of the articles the query admits, newest first, and how many it admits: three queries in one
+        snapshot (the count, the page, the page's passage counts)."""
+        with self.reading():
+            lower = "lower(coalesce({}, '') COLLATE pg_c_utf8)" if self._unicode_lower() else "lower(coalesce({}, ''))"
+            where, params = _compile(query.dates)
+            for i, word in enumerate(query.words):
+                where += f" AND strpos({lower.format('a.title')}, %(w{i})s) > 0"
+                params[f"w{i}"] = word
+            if query.source:
+                where += f" AND strpos({lower.format('a.source')}, %(source)s) > 0"
+                params["source"] = query.source
+            total = self._rows(f"SELECT count(*) FROM na_articles a WHERE {where}", params)[0][0]
+            rows = self._rows(
+                f"SELECT {_ARTICLE_A} FROM na_articles a WHERE {where}"
+                ' ORDER BY coalesce(a.published, \'\') COLLATE "C" DESC, a.id COLLATE "C"'
+                " LIMIT %(limit)s OFFSET %(offset)s",
+                {**params, "limit": int(limit), "offset": int(offset)},
+            )
+            ids = [r[0] for r in rows]
+            sql = "SELECT article_id, count(*) FROM na_passages WHERE article_id = ANY(%s) GROUP BY article_id"
+            counts = dict(self._rows(sql, (ids,))) if ids else {}
+        return [row(r[0], self._meta(r), int(counts.get(r[0], 0))) for r in rows], int(total)
+
+    def _unicode_lower(self) -> bool:
+        """Whether this server lowers any letter's case in SQL as Python does (the pg_c_utf8 collation, PostgreSQL
+        17 and later, in a UTF-8 database): without it, lower() follows the database's locale (ASCII only under C)."""
+        known = self.engine.unicode_lower
+        if known is None:
+            sql = (
+                "SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collname = 'pg_c_utf8'"
+                " AND collencoding IN (-1, pg_char_to_encoding(getdatabaseencoding())))"
+            )
+            known = self.engine.unicode_lower = bool(self._rows(sql)[0][0])
+        return known
 
     def article_text(self, article_id: str) -> str | None:
         """An article's cleaned text."""

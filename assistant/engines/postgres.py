@@ -66,6 +66,7 @@ class PostgresEngine:
         self.location = where_is(url)
         self.exact_max = exact_max
         self.neighbors = neighbors
+        self.unicode_lower: bool | None = None  # whether SQL's lower() can agree with Python's (PostgresView.listing)
         self._primary = Pool(url)
         self._replicas = [Pool(u) for u in read_urls]
         self._down: dict[str, float] = {}  # replica URL -> when it last failed
