@@ -31,16 +31,22 @@ EXAMPLES = [
 ]
 VIEWER_HINT = "<p class='hint'>Click a citation to read the whole article here, with the passage marked.</p>"
 
-# The chat's HTML is sanitised, so citations are plain links (#cite:START:END:ID) and this listener turns a
-# click on one into a call of the hidden "open" button instead of a navigation.
+# The chat's HTML is sanitised, so citations are plain links (#cite:START:END:ID), as are the archive panel's titles
+# (#article:ID); this listener turns a click on one into a call of its hidden "open" button instead of a navigation.
 HEAD = """<script>
 document.addEventListener("click", (event) => {
-  const link = event.target.closest && event.target.closest('a[href^="#cite:"]');
+  const link = event.target.closest && event.target.closest('a[href^="#cite:"], a[href^="#article:"]');
   if (!link) return;
   event.preventDefault();
   event.stopPropagation();
-  window.newsCiteRef = decodeURIComponent(link.getAttribute("href").slice(1));
-  document.querySelector("#cite-open")?.click();
+  const ref = decodeURIComponent(link.getAttribute("href").slice(1));
+  if (ref.startsWith("cite:")) {
+    window.newsCiteRef = ref;
+    document.querySelector("#cite-open")?.click();
+  } else {
+    window.newsArticleRef = link.getAttribute("href");
+    document.querySelector("#archive-open")?.click();
+  }
 }, true);
 </script>"""
 CITE_REF_JS = "(ref) => window.newsCiteRef || ref"
@@ -63,7 +69,12 @@ CSS = """
 #chat small, #article-view small { color: var(--body-text-color-subdued); }
 #chat a[href^="#cite:"] { cursor: pointer; }
 #chat mark { background: #fde68a; color: inherit; padding: 0 1px; }
-#article-view .article-body { white-space: pre-wrap; max-height: 62vh; overflow-y: auto; padding-right: 0.5em; }
+#article-view .article-body, #archive-view .article-body { white-space: pre-wrap; max-height: 62vh; overflow-y: auto;
+  padding-right: 0.5em; }
+#archive-list table, #archive-followed table { width: 100%; border-collapse: collapse; font-size: 0.92em; }
+#archive-list th, #archive-list td, #archive-followed th, #archive-followed td { text-align: left; padding: 3px 6px;
+  border-bottom: 1px solid var(--border-color-primary); vertical-align: top; }
+#archive-list td.file { word-break: break-all; color: var(--body-text-color-subdued); }
 #article-view #cited-passage { background: #fde68a; box-decoration-break: clone; -webkit-box-decoration-break: clone; }
 """
 
@@ -198,11 +209,13 @@ def render_quotes(said: list[Said], speaker: str) -> str:
 
 
 def render_article(title: str, meta: list[str], text: str, start: int, end: int) -> str:
-    """A whole article as inert HTML with the cited span wrapped in <mark id='cited-passage'>."""
+    """A whole article as inert HTML with the cited span wrapped in <mark id='cited-passage'> (none when empty)."""
     start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
     body = (
         f"{html.escape(text[:start])}<mark id='cited-passage'>{html.escape(text[start:end])}</mark>"
         f"{html.escape(text[end:])}"
+        if start < end
+        else html.escape(text)
     )
     line = " · ".join(html.escape(m) for m in meta if m)
     return f"<h3>{html.escape(title)}</h3><p><small>{line}</small></p><div class='article-body'>{body}</div>"
@@ -230,19 +243,25 @@ def build_filters(
         ("published_from", "Published from", date_from),
         ("published_to", "Published to", date_to),
     ):
-        try:
-            value = check_date((value or "").strip(), key)
-        except AssistantError:
-            raise AssistantError(f"{label}: '{value}' is not a date; use YYYY-MM-DD (or YYYY-MM, YYYY)") from None
+        value = checked_date(label, value)
         if value:
             filters[key] = value
     return filters or None
+
+
+def checked_date(label: str, value: str | None) -> str:
+    """A date field's value as 'YYYY[-MM[-DD]]' ('' when empty); a bad one raises an error naming the field."""
+    try:
+        return check_date((value or "").strip(), label)
+    except AssistantError:
+        raise AssistantError(f"{label}: '{value}' is not a date; use YYYY-MM-DD (or YYYY-MM, YYYY)") from None
 
 
 def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported lazily
     """The chat UI plus `search` and `quotes` API endpoints (also the MCP tools) over one `Assistant`."""
     import gradio as gr
 
+    from .archive_panel import build_archive
     from .uploads import add_uploads
 
     downloads = Path(tempfile.mkdtemp(prefix="assistant-passages-"))  # Gradio serves a copy from its own cache
@@ -349,58 +368,65 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
     with gr.Blocks(title="News assistant") as demo:
         asked = gr.State([])
         gr.Markdown("### News assistant\nAsk about the indexed articles; every answer is a passage with its citation.")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
-                chat = gr.Chatbot(
-                    label="Answers",
-                    height=560,
-                    sanitize_html=True,
-                    render_markdown=False,
-                    autoscroll=False,
-                    elem_id="chat",
-                    feedback_options=None,
-                )
-                box = gr.Textbox(
-                    placeholder="Ask a question about the articles… (follow-ups like 'What did he say?' work)",
-                    show_label=False,
-                    submit_btn=True,
-                    elem_id="question",
-                )
-                gr.Examples(EXAMPLES, inputs=box)
-                with gr.Row():
-                    new_chat = gr.Button("New conversation", size="sm", variant="secondary")
-                    download = gr.DownloadButton(
-                        "Download these passages (CSV)",
-                        size="sm",
-                        variant="secondary",
-                        visible=False,
-                        elem_id="download-passages",
-                    )
-                with gr.Accordion("Filters", open=False):
-                    article_pick = gr.Dropdown(
-                        label="Only these articles", multiselect=True, choices=[], elem_id="filter-articles"
-                    )
-                    source_pick = gr.Dropdown(label="Only these sources", multiselect=True, choices=[], visible=False)
-                    with gr.Row():
-                        date_from = gr.Textbox(label="Published from", placeholder="YYYY-MM-DD", visible=False)
-                        date_to = gr.Textbox(label="Published to", placeholder="YYYY-MM-DD", visible=False)
-                    speaker = gr.Textbox(
-                        label="Only quotations by",
-                        placeholder="a speaker's name, e.g. Zelensky: the question then ranks what they said",
-                        elem_id="filter-speaker",
-                    )
-                with gr.Accordion("Add articles", open=False):
-                    limit = assistant.settings.server.upload_max_mb
-                    most = assistant.settings.server.upload_max_files
-                    files = gr.File(
-                        label=f"Upload .txt .md .html .jsonl ({limit:g} MB each, {most} at a time); indexed at once",
-                        file_count="multiple",
-                        file_types=sorted(SUPPORTED),
-                        elem_id="upload",
-                    )
-                    upload_status = gr.HTML("", elem_id="upload-status")
-            with gr.Column(scale=2):
-                viewer = gr.HTML(VIEWER_HINT, elem_id="article-view", label="Article")
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab("Chat", elem_id="tab-chat"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3):
+                        chat = gr.Chatbot(
+                            label="Answers",
+                            height=560,
+                            sanitize_html=True,
+                            render_markdown=False,
+                            autoscroll=False,
+                            elem_id="chat",
+                            feedback_options=None,
+                        )
+                        box = gr.Textbox(
+                            placeholder="Ask a question about the articles… (follow-ups like 'What did he say?' work)",
+                            show_label=False,
+                            submit_btn=True,
+                            elem_id="question",
+                        )
+                        gr.Examples(EXAMPLES, inputs=box)
+                        with gr.Row():
+                            new_chat = gr.Button("New conversation", size="sm", variant="secondary")
+                            download = gr.DownloadButton(
+                                "Download these passages (CSV)",
+                                size="sm",
+                                variant="secondary",
+                                visible=False,
+                                elem_id="download-passages",
+                            )
+                        with gr.Accordion("Filters", open=False):
+                            article_pick = gr.Dropdown(
+                                label="Only these articles", multiselect=True, choices=[], elem_id="filter-articles"
+                            )
+                            source_pick = gr.Dropdown(
+                                label="Only these sources", multiselect=True, choices=[], visible=False
+                            )
+                            with gr.Row():
+                                date_from = gr.Textbox(label="Published from", placeholder="YYYY-MM-DD", visible=False)
+                                date_to = gr.Textbox(label="Published to", placeholder="YYYY-MM-DD", visible=False)
+                            speaker = gr.Textbox(
+                                label="Only quotations by",
+                                placeholder="a speaker's name, e.g. Zelensky: the question then ranks what they said",
+                                elem_id="filter-speaker",
+                            )
+                        with gr.Accordion("Add articles", open=False):
+                            limit = assistant.settings.server.upload_max_mb
+                            most = assistant.settings.server.upload_max_files
+                            files = gr.File(
+                                label=f"Upload .txt .md .html .jsonl ({limit:g} MB each, {most} at a time); "
+                                "indexed at once",
+                                file_count="multiple",
+                                file_types=sorted(SUPPORTED),
+                                elem_id="upload",
+                            )
+                            upload_status = gr.HTML("", elem_id="upload-status")
+                    with gr.Column(scale=2):
+                        viewer = gr.HTML(VIEWER_HINT, elem_id="article-view", label="Article")
+            with gr.Tab("Archive", elem_id="tab-archive") as archive_tab:
+                archive = build_archive(assistant)
         cite_target = gr.Textbox(visible="hidden", elem_id="cite-target")
         cite_open = gr.Button("open", visible="hidden", elem_id="cite-open")
 
@@ -417,6 +443,9 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
         chat.clear(lambda: [], None, asked, api_visibility="private")
         files.upload(upload, files, [upload_status, *choices, files], api_visibility="private")
         demo.load(filter_choices, None, choices, api_visibility="private")
+        archive.removed.then(filter_choices, None, choices, api_visibility="private")
+        archive_tab.select(archive.reload, archive.inputs, archive.outputs, api_visibility="private")
+        demo.load(archive.reload, archive.inputs, archive.outputs, api_visibility="private")
         # Unqueued (MCP calls it in-process, login or not) and unlimited: gradio_client reaches it through the
         # queue, where the default of one call at a time made 32 clients wait 0.7 s each; searches are thread-safe.
         gr.api(search, api_name="search", queue=False, concurrency_limit=None)

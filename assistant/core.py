@@ -155,9 +155,10 @@ class Assistant:
         roots = self.view.roots()
         return self.add(roots, prune=prune, progress=progress)
 
-    def remove(self, article_ids: Sequence[str]) -> int:
-        """Delete articles by id; returns how many were found and removed. An uploaded article's file goes too."""
-        n = remove_articles(self.engine, self.folder, self.settings, list(article_ids), self.view)
+    def remove(self, article_ids: Sequence[str], wait_s: float | None = None) -> int:
+        """Delete articles by id; returns how many were found and removed. An uploaded article's file goes too. When
+        another process is writing, this waits for it (saying so), at most `wait_s` seconds if given."""
+        n = remove_articles(self.engine, self.folder, self.settings, list(article_ids), self.view, wait_s)
         if n:
             self.reload()
         return n

@@ -343,14 +343,20 @@ def optimize_index(engine: Engine, settings: Settings, progress: bool = False) -
 
 
 def remove_articles(
-    engine: Engine, folder: Path, settings: Settings, article_ids: Sequence[str], base: View | None = None
+    engine: Engine,
+    folder: Path,
+    settings: Settings,
+    article_ids: Sequence[str],
+    base: View | None = None,
+    wait_s: float | None = None,
 ) -> int:
-    """Delete articles by id from the index as it is now; returns how many were there. An uploaded article's file
-    goes from the uploads folder too (when no other article comes from it), so that it is not read again."""
+    """Delete articles by id from the index as it is now (waiting for another writer at most `wait_s` seconds if
+    given); returns how many were there. An uploaded article's file goes from the uploads folder too (when no other
+    article comes from it), so that it is not read again."""
     if not engine.exists():
         engine.open()  # "no index in ...; build one with ..."
     change = Change(remove=list(dict.fromkeys(article_ids)))
-    written = write(engine, folder, change, *_vector_settings(settings), base=base)
+    written = write(engine, folder, change, *_vector_settings(settings), wait_s=wait_s, base=base)
     uploads = Path(uploads_root(folder))
     for path in written.orphans:
         p = Path(path).resolve()
