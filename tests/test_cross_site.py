@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from assistant import Assistant
 from assistant.guard import CrossSiteGuard
 
 from .conftest import cli, multipart, running_server, upload
@@ -506,3 +507,90 @@ def test_chat_page_itself_still_uploads_and_asks(browser, served, tmp_path):
     assert "quillfeather-pier.txt" in index_state(index)[1]
     assert {"/gradio_api/upload", "/gradio_api/queue/join"} <= {path for path, _ in origins}
     assert {origin for _, origin in origins} == {url}, origins  # each write said it came from the chat page itself
+
+
+def _panel_events(url: str, headers: dict | None = None) -> dict[str, tuple[int, int]]:
+    """The archive panel's "open" and "Yes, remove it" events in the page's Gradio config: {name: (fn_index, id)}."""
+    status, _, text = request(url, "/config", headers=headers)
+    assert status == 200, text
+    config = json.loads(text)
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"] if c.get("props")}
+    events = {}
+    for name in ("archive-open", "archive-yes"):
+        target = ids[name]
+        events[name] = next(d["id"] for d in config["dependencies"] if [target, "click"] in d["targets"]), target
+    return events
+
+
+def _queue_call(url: str, event: tuple[int, int], data: list, session: str, headers: dict) -> tuple[int, str]:
+    """Join the Gradio queue for one event of a session, as the chat page's script does: (status, body)."""
+    fn_index, trigger = event
+    body = json.dumps({"data": data, "event_data": None, "fn_index": fn_index, "trigger_id": trigger,
+                       "session_hash": session}).encode()  # fmt: skip
+    status, _, text = request(
+        url, "/gradio_api/queue/join", "POST", {"content-type": "application/json", **headers}, body
+    )
+    return status, text
+
+
+def _completed(url: str, session: str, n: int) -> list[dict]:
+    """The session's next `n` finished events, read from its queue stream."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+    done = []
+    try:
+        conn.request("GET", f"/gradio_api/queue/data?session_hash={session}")
+        stream = conn.getresponse()
+        while len(done) < n:
+            line = stream.readline()
+            if not line:
+                break
+            if line.startswith(b"data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    done.append(message)
+    finally:
+        conn.close()
+    return done
+
+
+@integration
+def test_a_cross_site_page_cannot_remove_articles_through_the_archive_panel(served):
+    url, index = served
+    port = urlsplit(url).port
+    assert upload(url, [("removal-target.txt", MILL.format("lace").encode())])["accepted"] == ["removal-target.txt"]
+    article = "uploads/removal-target.txt"
+    events = _panel_events(url)
+    steps = [(events["archive-open"], ["#article:uploads%2Fremoval-target.txt"]), (events["archive-yes"], [None] * 6)]
+    before = index_state(index)
+    for foreign in ({"Origin": "http://127.0.0.1:1"}, {"Referer": "http://attacker.test:1/"}, {"Origin": "null"}):
+        for event, data in steps:  # open the article, then confirm its removal, from another site
+            status, text = _queue_call(url, event, data, "attacker", foreign)
+            assert status == 403 and text.startswith("cross-site request refused: "), (foreign, text)
+    assert index_state(index) == before and article in {a["id"] for a in Assistant.load(index_dir=index).articles()}
+
+    own = {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}  # the chat page itself
+    for event, data in steps:
+        status, text = _queue_call(url, event, data, "chat-page", own)
+        assert status == 200, text
+        finished = _completed(url, "chat-page", 1)
+        assert finished and finished[0]["success"], finished
+    status_html = finished[0]["output"]["data"][-1]
+    assert status_html == "<p>Removed “Mill reopens” (uploads/removal-target.txt).</p>", status_html
+    assert article not in {a["id"] for a in Assistant.load(index_dir=index).articles()}
+    assert "removal-target.txt" not in index_state(index)[1]  # its file went with it, as `assistant remove` does
+
+
+@integration
+def test_behind_a_login_the_archive_panels_removal_needs_it_and_the_same_site(served_login):
+    url, index = served_login
+    auth = {"Authorization": BASIC}
+    body, headers = _multipart_planted("login-removal-target.txt", MILL.format("silk"))
+    status, _, text = request(url, "/api/articles", "POST", {**headers, **auth}, body)
+    assert status == 200, text
+    yes = _panel_events(url, auth)["archive-yes"]
+    before = index_state(index)
+    for extra, expected in (({}, 401), ({**auth, "Origin": "http://127.0.0.1:1"}, 403)):
+        status, text = _queue_call(url, yes, [None] * 6, "attacker", extra)
+        assert status == expected, text
+    assert index_state(index) == before and "login-removal-target.txt" in before[1]
