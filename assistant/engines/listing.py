@@ -38,6 +38,11 @@ class ArticleQuery:
             Filter(published_from=lo, published_to=hi) if lo or hi else None,
         )
 
+    @property
+    def everything(self) -> bool:
+        """Whether the query admits every article (nothing to search for)."""
+        return not (self.words or self.source or self.dates)
+
     def admits(self, article_id: str, meta: Mapping[str, Any]) -> bool:
         """Whether an article (its id and metadata) is listed."""
         title = fold(meta.get("title") or "")
