@@ -203,7 +203,13 @@ def build_archive(assistant: Assistant) -> ArchiveParts:  # noqa: PLR0915 - one 
 
     def reload(*args: Any) -> tuple[Any, ...]:
         shown = show(*args)
-        return (*shown, render_followed(assistant.followed())) if following else shown  # type: ignore[attr-defined]
+        if not following:
+            return shown
+        try:
+            table = render_followed(assistant.followed())  # type: ignore[attr-defined]
+        except AssistantError as e:
+            table = f"<p>Followed sources: {html.escape(str(e))}</p>"
+        return (*shown, table)
 
     return ArchiveParts(
         removed, reload, [*search, offset], [listing, offset, followed] if following else [listing, offset]

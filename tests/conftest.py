@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -87,6 +88,26 @@ def upload(url: str, files: list[tuple[str, bytes]], timeout: float = 300) -> di
     req = urllib.request.Request(url + "/api/articles", data=body, headers=headers)
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
+
+
+@contextlib.contextmanager
+def another_writer(assistant: Assistant) -> Iterator[threading.Event]:
+    """Another thread holds the index's writer lock until the yielded event is set (at most 30 s)."""
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with assistant.engine.writing():
+            held.set()
+            release.wait(30)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait(10)
+    try:
+        yield release
+    finally:
+        release.set()
+        t.join()
 
 
 @pytest.fixture

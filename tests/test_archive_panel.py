@@ -17,6 +17,7 @@ from assistant.archive_panel import (
 )
 from assistant.types import AssistantError
 
+from .conftest import another_writer
 from .fakes import HashEmbedder
 
 HOSTILE = '<img src=x onerror="alert(1)">Gala<script>alert(2)</script>'
@@ -99,27 +100,17 @@ def test_the_panels_removal_waits_for_another_writer_and_removes_through_the_wri
     chosen = opened[1]
     assert chosen["id"] == "004_9ef5f17bb255e9d8.txt" and html.escape(chosen["title"]) in opened[0]
     remove = _handler(demo, "remove")
-    held, release = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        with fake_assistant.engine.writing():
-            held.set()
-            release.wait(30)
-
-    t = threading.Thread(target=holder)
-    t.start()
-    held.wait(10)
-    status = remove(chosen, "", "", "", "", 0)[-1]
-    assert status.startswith("<p>Nothing was removed: another writer has held the index in ")
-    assert fake_assistant.list_articles()[1] == 5
-    threading.Timer(0.1, release.set).start()
-    monkeypatch.setattr("assistant.archive_panel.WAIT_S", 30)
-    started = time.perf_counter()
-    listing, _, entry, left, *_, status = remove(chosen, "", "", "", "", 0)
-    t.join()
+    with another_writer(fake_assistant) as release:
+        status = remove(chosen, "", "", "", "", 0)[-1]
+        assert status.startswith("<p>Nothing was removed: another writer has held the index in ")
+        assert fake_assistant.list_articles()[1] == 5
+        threading.Timer(0.1, release.set).start()
+        monkeypatch.setattr("assistant.archive_panel.WAIT_S", 30)
+        started = time.perf_counter()
+        listing, _, entry, left, *_, status = remove(chosen, "", "", "", "", 0)
     assert time.perf_counter() - started >= 0.05  # it waited for the other writer, then removed
     assert status == f"<p>Removed “{html.escape(chosen['title'])}” (004_9ef5f17bb255e9d8.txt).</p>" and left is None
-    assert "Showing 1–4 of 4 articles" in listing
+    assert "Showing 1–4 of 4 articles" in listing and entry.startswith("<p class='hint'>")
     fresh = Assistant.load(index_dir=fake_assistant.folder, embedder=HashEmbedder())
     assert "004_9ef5f17bb255e9d8.txt" not in {a["id"] for a in fresh.articles()} and fresh.check(full=True)["ok"]
     assert remove(chosen, "", "", "", "", 0)[-1].endswith("was no longer in the index.</p>")

@@ -18,7 +18,7 @@ from assistant.types import AssistantError
 from assistant.uploads import MAX_NAME_BYTES, add_uploads, safe_name
 from assistant.writer import MEANWHILE
 
-from .conftest import settings_for
+from .conftest import another_writer, settings_for
 from .fakes import HashEmbedder
 from .layout import biggest, leftovers
 
@@ -90,23 +90,13 @@ def test_a_removal_made_during_a_build_stays(fake_assistant, seeds_copy, tmp_pat
 
 def test_a_writer_waits_for_the_lock_and_says_so(fake_assistant, tmp_path, caplog):
     extra = _story(tmp_path / "extra", "new.txt", "New", "A new story about the harbour museum reopening.")
-    held, release = threading.Event(), threading.Event()
-
-    def holder():
-        with fake_assistant.engine.writing():
-            held.set()
-            release.wait(10)
-
-    t = threading.Thread(target=holder)
-    t.start()
-    held.wait(10)
-    other = Assistant(fake_assistant.settings, embedder=HashEmbedder())
-    with pytest.raises(AssistantError, match=r"another writer has held the index in .* for over 0 s"):
-        other.add([extra.parent], wait_s=0.2)
-    threading.Timer(0.5, release.set).start()
-    started = time.perf_counter()
-    report = other.add([extra.parent])
-    t.join()
+    with another_writer(fake_assistant) as release:
+        other = Assistant(fake_assistant.settings, embedder=HashEmbedder())
+        with pytest.raises(AssistantError, match=r"another writer has held the index in .* for over 0 s"):
+            other.add([extra.parent], wait_s=0.2)
+        threading.Timer(0.5, release.set).start()
+        started = time.perf_counter()
+        report = other.add([extra.parent])
     assert report.new == 1 and time.perf_counter() - started >= 0.3
     assert any("waiting for another writer of the index" in r.getMessage() for r in caplog.records)
 
