@@ -445,7 +445,6 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
         demo.load(filter_choices, None, choices, api_visibility="private")
         archive.removed.then(filter_choices, None, choices, api_visibility="private")
         archive_tab.select(archive.reload, archive.inputs, archive.outputs, api_visibility="private")
-        demo.load(archive.reload, archive.inputs, archive.outputs, api_visibility="private")
         # Unqueued (MCP calls it in-process, login or not) and unlimited: gradio_client reaches it through the
         # queue, where the default of one call at a time made 32 clients wait 0.7 s each; searches are thread-safe.
         gr.api(search, api_name="search", queue=False, concurrency_limit=None)

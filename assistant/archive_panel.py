@@ -126,6 +126,7 @@ def build_archive(assistant: Assistant) -> ArchiveParts:  # noqa: PLR0915 - one 
         def turn(title: str, source: str, since: str, until: str, offset: int) -> tuple[str, int]:
             return show(title, source, since, until, max(0, int(offset or 0) + step))
 
+        turn.__name__ = "older" if step > 0 else "newer"
         return turn
 
     def open_entry(ref: str) -> tuple[Any, ...]:

@@ -114,3 +114,27 @@ def test_the_panels_removal_waits_for_another_writer_and_removes_through_the_wri
     fresh = Assistant.load(index_dir=fake_assistant.folder, embedder=HashEmbedder())
     assert "004_9ef5f17bb255e9d8.txt" not in {a["id"] for a in fresh.articles()} and fresh.check(full=True)["ok"]
     assert remove(chosen, "", "", "", "", 0)[-1].endswith("was no longer in the index.</p>")
+
+
+def test_pages_turn_and_stop_at_either_end(fake_assistant, monkeypatch):
+    monkeypatch.setattr("assistant.archive_panel.PAGE", 2)
+    demo = build_app(fake_assistant)
+    reload, older, newer = (_handler(demo, name) for name in ("reload", "older", "newer"))
+    listing, offset = reload("", "", "", "", 0)
+    assert "Showing 1–2 of 5 articles" in listing and listing.count("<tr>") == 3 and offset == 0
+    shown = []
+    for turn in (older, older, older, newer, newer, newer):
+        listing, offset = turn("", "", "", "", offset)
+        shown.append((listing.split(" articles")[0].removeprefix("<p class='count'>Showing "), offset))
+    assert shown == [
+        ("3–4 of 5", 2),
+        ("5–5 of 5", 4),
+        ("5–5 of 5", 4),
+        ("3–4 of 5", 2),
+        ("1–2 of 5", 0),
+        ("1–2 of 5", 0),
+    ]
+    listing, _ = reload("", "", "2024-13", "", 0)
+    assert html.unescape(listing) == (
+        "<p class='error'>Published from: '2024-13' is not a date; use YYYY-MM-DD (or YYYY-MM, YYYY)</p>"
+    )
