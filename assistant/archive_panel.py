@@ -176,8 +176,7 @@ def build_archive(assistant: Assistant) -> ArchiveParts:  # noqa: PLR0915 - one 
                 newer = gr.Button("← Newer", size="sm", variant="secondary", elem_id="archive-newer")
                 older = gr.Button("Older →", size="sm", variant="secondary", elem_id="archive-older")
             listing = gr.HTML("<p>Loading the archive…</p>", elem_id="archive-list")
-            following = hasattr(assistant, "followed")  # `assistant follow` adds Assistant.followed()
-            followed = gr.HTML("", visible=following, elem_id="archive-followed")
+            followed = gr.HTML("", elem_id="archive-followed")  # what `assistant follow` polls (none: it says so)
         with gr.Column(scale=2):
             entry = gr.HTML(ENTRY_HINT, elem_id="archive-view")
             ask = gr.Button("Remove this article…", variant="stop", size="sm", visible=False, elem_id="archive-remove")
@@ -204,14 +203,10 @@ def build_archive(assistant: Assistant) -> ArchiveParts:  # noqa: PLR0915 - one 
 
     def reload(*args: Any) -> tuple[Any, ...]:
         shown = show(*args)
-        if not following:
-            return shown
         try:
-            table = render_followed(assistant.followed())  # type: ignore[attr-defined]
+            table = render_followed(assistant.followed())
         except AssistantError as e:
             table = f"<p>Followed sources: {html.escape(str(e))}</p>"
         return (*shown, table)
 
-    return ArchiveParts(
-        removed, reload, [*search, offset], [listing, offset, followed] if following else [listing, offset]
-    )
+    return ArchiveParts(removed, reload, [*search, offset], [listing, offset, followed])

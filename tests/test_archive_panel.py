@@ -79,18 +79,14 @@ def _followed_box(demo):
     return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "archive-followed")
 
 
-def test_the_followed_table_shows_only_where_the_assistant_follows(fake_assistant):
-    assert not _followed_box(build_app(fake_assistant)).visible
-
-    class Following(Assistant):
-        def followed(self) -> list[dict]:
-            return FOLLOWED
-
-    following = Following(fake_assistant.settings, embedder=HashEmbedder())
-    demo = build_app(following)
+def test_the_followed_table_shows_what_the_assistant_follows(fake_assistant, monkeypatch):
+    demo = build_app(fake_assistant)
     assert _followed_box(demo).visible
     listing, offset, table = _handler(demo, "reload")("", "", "", "", 0)
-    assert "Showing 1–5 of 5 articles" in listing and offset == 0 and table == render_followed(FOLLOWED)
+    assert "Showing 1–5 of 5 articles" in listing and offset == 0 and "No followed sources" in table
+    monkeypatch.setattr(Assistant, "followed", lambda self: FOLLOWED)
+    listing, offset, table = _handler(demo, "reload")("", "", "", "", 0)
+    assert "Showing 1–5 of 5 articles" in listing and table == render_followed(FOLLOWED)
 
 
 def test_the_panels_removal_waits_for_another_writer_and_removes_through_the_write_path(fake_assistant, monkeypatch):
@@ -120,7 +116,7 @@ def test_pages_turn_and_stop_at_either_end(fake_assistant, monkeypatch):
     monkeypatch.setattr("assistant.archive_panel.PAGE", 2)
     demo = build_app(fake_assistant)
     reload, older, newer = (_handler(demo, name) for name in ("reload", "older", "newer"))
-    listing, offset = reload("", "", "", "", 0)
+    listing, offset, _ = reload("", "", "", "", 0)
     assert "Showing 1–2 of 5 articles" in listing and listing.count("<tr>") == 3 and offset == 0
     shown = []
     for turn in (older, older, older, newer, newer, newer):
@@ -134,7 +130,7 @@ def test_pages_turn_and_stop_at_either_end(fake_assistant, monkeypatch):
         ("1–2 of 5", 0),
         ("1–2 of 5", 0),
     ]
-    listing, _ = reload("", "", "2024-13", "", 0)
+    listing, _, _ = reload("", "", "2024-13", "", 0)
     assert html.unescape(listing) == (
         "<p class='error'>Published from: '2024-13' is not a date; use YYYY-MM-DD (or YYYY-MM, YYYY)</p>"
     )
