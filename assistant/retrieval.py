@@ -229,7 +229,7 @@ def search(
     articles of every candidate passage that clears the floor the hits cleared, best first (a timeline's)."""
     if not searchable(question):
         return []
-    encoded = _ENCODING.submit(encoder.encode, [question.strip()])  # meanwhile a database's read begins
+    encoded = _ENCODING.submit(encoder.encode, [question.strip()])  # while a database's read begins
     with view.reading(terms(question)):
         return _search(view, encoder, settings, question, k, filters, matched, encoded)
 

@@ -108,7 +108,7 @@ class View(Protocol):
 
     def reading(self, terms: Sequence[str] = ()) -> AbstractContextManager[None]:
         """Within the block, every read sees one and the same state (a search wraps itself in it). `terms`: the
-        analysed terms the block will ask about, which an engine may read as it begins (one round trip)."""
+        analysed terms the block will ask about, which an engine may read together (one round trip)."""
 
     def dense_top(self, qvec: np.ndarray, k: int, where: Filter | None, ef_search: int) -> Scored:
         """The k passages with the highest cosine to a unit query vector, among those `where` admits."""

@@ -72,19 +72,18 @@ class PostgresView:
     def reading(self, terms: Sequence[str] = ()) -> Iterator[None]:
         """Run the block's queries in one repeatable-read transaction: one consistent state throughout. The view
         follows the database: each read sees the latest commit, and the view's generation and counts with it.
-        The postings of `terms` are read as it begins (in the same round trip)."""
+        `terms`' postings are read with the first terms asked about (one round trip for all)."""
         if self._fixed is not None or getattr(self._bound, "conn", None) is not None:
             yield
             return
-        with self.engine.snapshot(list(dict.fromkeys(terms))) as (conn, (state, postings)):
+        with self.engine.snapshot() as (conn, state):
             generation, articles, passages, total, model, chunking = state
             if (model, chunking) != (self.meta.get("model"), self.meta.get("chunking")):
                 self.stale = True  # rebuilt with other settings: the next open checks them
             self.generation = f"pg-{generation:09d}"
             self.meta = {**self.meta, "generation": self.generation, "articles": articles, "passages": passages}
             stats = int(passages), (float(total) / passages if passages else 0.0)
-            self._bound.conn, self._bound.cache = conn, {"df": {}, "articles": {}, "stats": stats}
-            self._keep_postings(self._bound.cache, list(dict.fromkeys(terms)), postings)
+            self._bound.conn, self._bound.cache = conn, {"df": {}, "articles": {}, "stats": stats, "wanted": terms}
             try:
                 yield
             finally:
@@ -122,8 +121,12 @@ class PostgresView:
         return cache["stats"]
 
     def _dfs(self, words: Sequence[str]) -> dict[str, int]:
-        """Document frequencies of the terms that some passage holds."""
-        known = self._cache()["df"]
+        """Document frequencies of the terms that some passage holds (the read's terms, `reading(terms)`, are read
+        whole at the first ask: their postings too)."""
+        cache = self._cache()
+        if cache.get("wanted"):
+            self._postings(())
+        known = cache["df"]
         missing = [t for t in dict.fromkeys(words) if t not in known]
         if missing:
             known.update(dict.fromkeys(missing, 0))
@@ -194,10 +197,10 @@ class PostgresView:
 
     def _postings(self, words: Sequence[str]) -> tuple[dict[str, pg_blocks.TermBlock], dict[str, int]]:
         """The postings of those of these terms that some passage holds (their document frequencies with them): one
-        query for the terms not yet read in this read."""
+        query for the terms not yet read in this read, and the read's own terms (`reading(terms)`) with them."""
         cache = self._cache()
         known, dfs = cache.setdefault("postings", {}), cache["df"]
-        missing = [t for t in dict.fromkeys(words) if t not in known]
+        missing = [t for t in dict.fromkeys([*words, *cache.pop("wanted", ())]) if t not in known]
         if missing:
             self._keep_postings(cache, missing, self._rows(POSTINGS, (missing,), binary=True))
         return {t: known[t] for t in words if known.get(t) is not None}, {t: dfs[t] for t in words if dfs.get(t)}

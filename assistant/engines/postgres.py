@@ -8,7 +8,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..generation import MERGE_FACTOR
@@ -28,19 +27,15 @@ from .pg_connect import (
     where_is,
 )
 from .pg_map import PassageMap
-from .pg_view import EF_SEARCH, POSTINGS, PostgresView
+from .pg_view import EF_SEARCH, PostgresView
 
 log = logging.getLogger("assistant")
 RETRY_REPLICA_S = 30  # a replica that failed is tried again after this many seconds
-# A read begins with these, sent together (a pipeline: one round trip) with the state row and the postings of the
-# terms the search will ask about.
 _BEGIN_READ = (
-    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL work_mem = '64MB'; "
     # pgvector's planner prices a large ef_search above a scan and would scan: where the index serves, use it
-    "SELECT set_config('work_mem', '64MB', true), set_config('enable_seqscan', 'off', true), "
-    f"set_config('hnsw.ef_search', '{EF_SEARCH}', true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-)
-_STATE = (
+    f"SET LOCAL enable_seqscan = off; SET LOCAL hnsw.ef_search = {EF_SEARCH}; "
+    "SET LOCAL hnsw.iterative_scan = relaxed_order; "
     "SELECT generation, articles, passages, total_length, "
     "(SELECT value FROM na_meta WHERE key = 'model'), (SELECT value FROM na_meta WHERE key = 'chunking') FROM na_state"
 )
@@ -63,10 +58,10 @@ class PostgresEngine:
         self.merge_factor = merge_factor
         self.dead: tuple[str, Any] | None = None  # (generation, removed passages blocks still hold): PostgresView
         self.passage_map = PassageMap()  # each passage's article, kept between reads: PostgresView
+        self.unicode_lower: bool | None = None  # whether SQL's lower() can agree with Python's (PostgresView.listing)
         self.location = where_is(url)
         self.exact_max = exact_max
         self.neighbors = neighbors
-        self.unicode_lower: bool | None = None  # whether SQL's lower() can agree with Python's (PostgresView.listing)
         self._primary = Pool(url)
         self._replicas = [Pool(u) for u in read_urls]
         self._down: dict[str, float] = {}  # replica URL -> when it last failed
@@ -80,10 +75,9 @@ class PostgresEngine:
         yield self._primary
 
     @contextlib.contextmanager
-    def _first_answering(self, begin: Callable[[Pool], tuple[Any, Any]], release: bool = True) -> Iterator[Any]:
+    def _first_answering(self, begin: Callable[[Pool], tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
         """`begin(pool)` on the first replica where it succeeds, else on the primary (a replica that fails is
-        warned about and skipped for RETRY_REPLICA_S); its (connection, result) for the block, given back after it
-        (without `release`: (pool, connection, result), the block gives it back)."""
+        warned about and skipped for RETRY_REPLICA_S); its (connection, result) for the block."""
         for pool in self._read_pools():
             try:
                 conn, got = begin(pool)
@@ -95,9 +89,6 @@ class PostgresEngine:
                 self._down[pool.url] = time.monotonic()
                 log.warning("%s; searching the primary instead", problem)
                 continue
-            if not release:
-                yield pool, conn, got
-                return
             with pool.lent(conn):
                 yield conn, got
             return
@@ -109,21 +100,15 @@ class PostgresEngine:
             yield conn
 
     @contextlib.contextmanager
-    def snapshot(self, terms: Sequence[str] = ()) -> Iterator[tuple[Any, tuple[tuple, list[tuple]]]]:
+    def snapshot(self) -> Iterator[tuple[Any, tuple]]:
         """A read-only repeatable-read transaction on the first replica that answers (else the primary, with a
-        warning): the connection, the index's state row as that transaction sees it and the postings rows
-        (POSTINGS) of `terms`, all in one round trip. The transaction ends after the block off the caller's
-        thread (its connection pooled again then): a read-only COMMIT has nothing to wait for."""
-        with self._first_answering(lambda pool: _begin_read(pool, terms), release=False) as (pool, conn, got):
+        warning), and the index's state row as that transaction sees it; one round trip to begin."""
+        with self._first_answering(_begin_read) as (conn, state):
             try:
-                yield conn, got
-            except BaseException:
-                conn.close()  # its state is unknown: do not reuse it
-                raise
-            try:
-                _COMMITTER.submit(_commit, pool, conn)
-            except RuntimeError:  # the interpreter is shutting down: no new threads
-                _commit(pool, conn)
+                yield conn, state
+            finally:
+                if not conn.closed:
+                    conn.execute("COMMIT")
 
     def _state(self, conn: Any, upgrading: bool = False) -> dict[str, Any] | None:
         """The meta and counts of the index in a database (None: no index there); schema checked (`upgrading`:
@@ -272,33 +257,17 @@ class PostgresEngine:
         return "assistant index --rebuild PATH..."
 
 
-_COMMITTER = ThreadPoolExecutor(1, thread_name_prefix="pg-commit")
-
-
-def _commit(pool: Pool, conn: Any) -> None:
-    """End a read's transaction and pool its connection again (closed if that fails)."""
-    try:
-        if not conn.closed:
-            conn.execute("COMMIT")
-    except Exception:  # noqa: BLE001 - a connection that cannot commit a read is dropped; nothing was written
-        conn.close()
-    pool.release(conn)
-
-
-def _begin_read(pool: Pool, terms: Sequence[str]) -> tuple[Any, tuple[tuple, list[tuple]]]:
-    """Begin a read on a pooled connection (or, when that one has gone stale, a new one), reading the state row and
-    the postings of `terms` in the same round trip: (connection, (state row, postings rows))."""
+def _begin_read(pool: Pool) -> tuple[Any, tuple]:
+    """Begin a read on a pooled connection (or, when that one has gone stale, a new one): (connection, state row)."""
     import psycopg
 
     for fresh in (False, True):
         conn = pool.acquire(ping=False) if not fresh else pool.acquire(ping=False, fresh=True)
         try:
-            with conn.pipeline():
-                for statement in _BEGIN_READ:
-                    conn.execute(statement)
-                state = conn.execute(_STATE)
-                postings = conn.execute(POSTINGS, (list(terms),), binary=True) if terms else None
-            return conn, (state.fetchone(), postings.fetchall() if postings is not None else [])
+            cursor = conn.execute(_BEGIN_READ)
+            while cursor.nextset():
+                pass  # to the last statement's rows: the state
+            return conn, cursor.fetchone()
         except psycopg.errors.UndefinedTable:
             conn.close()
             raise NoIndex(f"no index in {where_is(pool.url)}; build one with: assistant index PATH") from None
