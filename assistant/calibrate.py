@@ -42,10 +42,11 @@ def candidates(cpu_flags: Sequence[str]) -> list[str]:
     return names + (["torch-bf16"] if any(f in cpu_flags for f in BF16_FLAGS) else [])
 
 
-def load_runtime(folder: Path, name: str, batch_size: int = 32) -> ExportedEncoder:
-    """A runtime of the exported encoder in `folder` by its name ("onnx", "torch-fp32", "torch-bf16")."""
+def load_runtime(folder: Path, name: str, batch_size: int = 32, questions: bool = False) -> ExportedEncoder:
+    """A runtime of the exported encoder in `folder` by its name ("onnx", "torch-fp32", "torch-bf16"); `questions`:
+    one that embeds a question at a time."""
     if name == "onnx":
-        return OnnxEncoder(folder, batch_size)
+        return OnnxEncoder(folder, batch_size, stop_spinning=questions)
     from .torch_encoder import TorchEncoder
 
     return TorchEncoder(folder, batch_size, precision=name.removeprefix("torch-"))

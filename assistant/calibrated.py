@@ -39,9 +39,10 @@ class CalibratedEncoder:
         choice = info["calibration"]
         self.folder, self.batch_size, self.prepared_s = folder, batch_size, prepared_s
         self.question_runtime, self.passage_runtime = choice["questions"], choice["passages"]
-        self.questions = load_runtime(folder, self.question_runtime, batch_size)
+        self.questions = load_runtime(folder, self.question_runtime, batch_size, questions=True)
         self._passages: ExportedEncoder | None = None
-        self.bulk = worth_loading(choice) if self.passage_runtime != self.question_runtime else 1
+        # the same runtime for both: passages by a second instance of it, tuned for batches (from two texts a call)
+        self.bulk = worth_loading(choice) if self.passage_runtime != self.question_runtime else 2
         self.name, self.dimension = self.questions.name, self.questions.dimension
         self.max_length = self.questions.max_length
 
@@ -54,10 +55,7 @@ class CalibratedEncoder:
     def passages(self) -> ExportedEncoder:
         """The runtime for bulk passages, loaded on first use."""
         if self._passages is None:
-            same = self.passage_runtime == self.question_runtime
-            self._passages = (
-                self.questions if same else load_runtime(self.folder, self.passage_runtime, self.batch_size)
-            )
+            self._passages = load_runtime(self.folder, self.passage_runtime, self.batch_size)
         return self._passages
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
