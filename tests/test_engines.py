@@ -431,9 +431,20 @@ def test_a_postgres_searcher_that_keeps_passages_articles_follows_updates_and_re
     fresh = _assistant(("postgres", pg_url), tmp_path / "fresh")
     asked = _assistant(("postgres", pg_url), tmp_path / "asked")
     asked.view.engine.passage_map.limit = 0  # too large to map: the database is asked every time
+    asked.view.engine.vector_copy.limit = 0  # nor its vectors copied: pgvector scores them
     want = _reads(fresh, names)
     assert _reads(kept, names) == want == _reads(asked, names)
     assert want[0][1]["zelenski"][1] >= {names[0]} and names[1] not in set().union(*(s[1] for s in want[0][1].values()))
+    copy = kept.view.engine.vector_copy
+    assert len(copy.ids) > kept.view.meta["passages"]  # the removed and replaced passages' vectors are still held
+    assert not any(h[0] == names[1] for hits, _ in _reads(kept, names) for h in hits)
+    writer.optimize()  # the removed passages are dropped for good (na_dead emptied): the copy must notice
+    assert _reads(kept, names) == _reads(_assistant(("postgres", pg_url), tmp_path / "after"), names) == want
+    (seeds_copy / "late.txt").write_text("Late news\n\nThe ferry to the island sailed again on Friday.\n", "utf-8")
+    writer.add([seeds_copy / "late.txt"])  # a newer state, whose removed passages are no longer listed
+    got = _reads(kept, names)
+    assert got == _reads(_assistant(("postgres", pg_url), tmp_path / "later"), names) and got != want
+    assert len(copy.ids) == kept.view.meta["passages"]  # read again: only live passages held
 
 
 LISTED = [

@@ -12,6 +12,7 @@ import numpy as np
 from ..analysis import idf
 from ..highlight import analysed_otherwise
 from ..types import AssistantError
+from ..vectors import dot_rows
 from . import pg_blocks
 from .base import Filter, PassageRow, Scored
 from .listing import ArticleQuery, row
@@ -141,9 +142,45 @@ class PostgresView:
             np.array([r[0] for r in rows], np.int64), [r[1] for r in rows], np.array([r[2] for r in rows], np.float32)
         )
 
+    def _copy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The engine's copy of the vectors as this read holds them (ids, matrix, live rows), or None (the index is
+        larger than pg_map.COPY_MAX or `index.exact_max_passages`, or the copy cannot be sure of this read's state)."""
+        cache = self._cache()
+        if "copy" not in cache:
+            cache["copy"] = None
+            if self._fixed is None:
+                cache["copy"] = self.engine.vector_copy.serving(
+                    generation_number(self.generation),
+                    self._stats()[0],
+                    self._dead(),
+                    lambda after: self._rows(
+                        "SELECT id, embedding FROM na_passages WHERE id > %s ORDER BY id", (after,), binary=True
+                    ),
+                )
+        return cache["copy"]
+
+    def _dense_copy(self, copy: tuple[np.ndarray, np.ndarray, np.ndarray], qvec: np.ndarray, k: int) -> Scored:
+        """The k best cosines, every live passage of the copy scored (ties: the lower id first)."""
+        ids, matrix, live = copy
+        self._cache().pop("lexical_ids", None)  # dense_scores reads them off the copy too
+        sims = np.where(live, dot_rows(matrix, np.asarray(qvec, np.float32)), -np.inf)
+        k = min(int(k), int(live.sum()))
+        if k <= 0:
+            return Scored.empty()
+        rows = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.flatnonzero(live)
+        rows = rows[np.lexsort((ids[rows], -sims[rows]))]
+        best = ids[rows]
+        return Scored(best, self._articles_of(best.tolist()), sims[rows].astype(np.float32))
+
     def dense_top(self, qvec: np.ndarray, k: int, where: Filter | None, ef_search: int) -> Scored:
-        """The k best cosines: every passage scored up to EXACT_MAX (or `index.exact_max_passages` if lower), the
-        HNSW index above."""
+        """The k best cosines: every passage scored in the engine's copy of the vectors (up to pg_map.COPY_MAX or
+        `index.exact_max_passages`), else in the database up to EXACT_MAX (or `index.exact_max_passages` if lower),
+        the HNSW index above."""
+        if where is None:
+            with self.reading():
+                copy = self._copy()
+                if copy is not None:
+                    return self._dense_copy(copy, qvec, k)
         cond, params = _compile(where)
         params.update(q=self._vector(qvec), k=int(k))
         n, _ = self._stats()
@@ -187,6 +224,13 @@ class PostgresView:
         """The cosine of each given passage."""
         if not len(ids):
             return np.zeros(0, np.float32)
+        copy = self._copy() if "copy" in self._cache() else None  # as the dense search of this read found it
+        if copy is not None:
+            held, matrix, live = copy
+            wanted = np.asarray(ids, np.int64)
+            at = np.minimum(np.searchsorted(held, wanted), len(held) - 1)
+            found = (held[at] == wanted) & live[at]
+            return np.where(found, dot_rows(matrix[at], np.asarray(qvec, np.float32)), 0.0).astype(np.float32)
         vector, (scored, got) = self._vector(qvec), self._cache().get("dense_of", (None, {}))
         got = dict(got) if scored == vector else {}
         missing = [int(i) for i in ids if int(i) not in got]

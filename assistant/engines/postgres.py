@@ -26,7 +26,7 @@ from .pg_connect import (
     database_error,
     where_is,
 )
-from .pg_map import PassageMap
+from .pg_map import COPY_MAX, PassageMap, VectorCopy
 from .pg_view import EF_SEARCH, PostgresView
 
 log = logging.getLogger("assistant")
@@ -58,6 +58,7 @@ class PostgresEngine:
         self.merge_factor = merge_factor
         self.dead: tuple[str, Any] | None = None  # (generation, removed passages blocks still hold): PostgresView
         self.passage_map = PassageMap()  # each passage's article, kept between reads: PostgresView
+        self.vector_copy = VectorCopy(min(COPY_MAX, exact_max))  # the vectors of a small index: PostgresView
         self.unicode_lower: bool | None = None  # whether SQL's lower() can agree with Python's (PostgresView.listing)
         self.location = where_is(url)
         self.exact_max = exact_max
