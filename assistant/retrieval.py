@@ -54,17 +54,16 @@ def scaled(x: np.ndarray, top: int) -> np.ndarray:
 
 
 def candidates(
-    view: View, encode: Callable[[], np.ndarray], question: str, n: int, where: Filter | None, ef_search: int = 128
+    view: View, encoded: Future[np.ndarray], question: str, n: int, where: Filter | None, ef_search: int = 128
 ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
     """Passage ids from both retrievers (n from each), with their articles, cosine and BM25 scores.
 
-    `encode` gives the question's vector; it runs on another thread while the engine ranks by BM25 (a database
-    works on the other core meanwhile), inside the caller's read.
+    `encoded` is the question's embedding (encoder.encode([question])) under way on another thread while the engine
+    ranks by BM25 (a database works on the other core meanwhile), inside the caller's read.
     """
     words = spelled(view, query_terms(question), named_terms(question))
-    pending = _ENCODING.submit(encode)
     lexical_top = view.lexical_top(words, n, where)
-    qvec = pending.result()
+    qvec = encoded.result()[0]
     dense_top = view.dense_top(qvec, n, where, ef_search)
     article_of = dict(zip(dense_top.ids.tolist(), dense_top.articles, strict=True))
     article_of.update(zip(lexical_top.ids.tolist(), lexical_top.articles, strict=True))
@@ -322,7 +321,7 @@ def rank(
     with view.reading():
         pids, articles, dense, lexical = candidates(
             view,
-            (lambda: encoded.result()[0]) if encoded is not None else (lambda: encoder.encode([question])[0]),
+            encoded if encoded is not None else _ENCODING.submit(encoder.encode, [question]),
             question,
             max(depth, settings.candidates),
             where,
