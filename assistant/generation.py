@@ -169,7 +169,7 @@ def _write(
         vectors = np.concatenate([np.asarray(v, np.float32).reshape(len(ps), dim) for _, ps, v in change.add])
 
         def fill(db: sqlite3.Connection) -> None:
-            insert_articles(db, change.add, first, change.root_of, now)
+            insert_articles(db, change.add, first, change.root_of, now, change.analysed)
 
         entry = _build(index_dir, name, made, fill, vectors, None, with_title, exact_max, neighbors)
         next_id += entry["passages"]

@@ -9,7 +9,8 @@ from typing import Any
 
 from .analysis import sentence_words, stems_of, terms
 from .chunking import sentence_spans
-from .quotes import Quote, quotes_from_json, quotes_json
+from .quotes import Quote, find_quotes, passage_quotes, quotes_from_json, quotes_json
+from .types import Passage
 
 _WORD = re.compile(r"\w+")
 # Questions asking for an amount or a time, and those asking for a person, team or organisation.
@@ -87,6 +88,13 @@ def analyse(text: str, quotes: Sequence[Quote] = ()) -> str:
     lines = [" ".join(plain_words(text)), quotes_json(quotes)]
     lines += [" ".join([str(s), str(e), *found]) for s, e, found in sentence_terms(text)]
     return "\n".join(lines)
+
+
+def analyse_article(text: str, passages: Sequence[Passage]) -> list[str]:
+    """`analyse` for each passage of an article whose cleaned text is `text`, its quotations found over the whole
+    article."""
+    quotes = find_quotes(text)
+    return [analyse(p.text, passage_quotes(quotes, p.char_start, p.char_end)) for p in passages]
 
 
 def stored_words(analysis: str) -> list[str]:

@@ -18,7 +18,7 @@ from .config import Settings
 from .documents import Loaded, Problem, load_paths
 from .embedding import Embedder, EmbeddingStopped
 from .engines.base import Engine, View
-from .highlight import analysed_otherwise
+from .highlight import analyse_article, analysed_otherwise
 from .staging import Staging
 from .types import Article, AssistantError, Passage
 from .writer import MEANWHILE, UPLOADS, Change, Written, uploads_root, write
@@ -105,9 +105,10 @@ def _embed(
     progress: bool,
     staging: Staging,
     cluster: ClusterEncoder | None = None,
-) -> tuple[list[tuple[Article, list[Passage], np.ndarray]], int]:
-    """Passages and vectors of the articles, staged as they are made (here, or on the workers of `cluster`); returns
-    them and how many were staged before."""
+) -> tuple[list[tuple[Article, list[Passage], np.ndarray]], int, dict[str, list[str]]]:
+    """Passages and vectors of the articles, staged as they are made (here, or on the workers of `cluster`), and
+    their passages analysed (`highlight.analyse_article`); returns them, how many were staged before, and the
+    analyses by article id."""
     from tqdm import tqdm
 
     chunked = [(a, chunker.chunk(a)) for a in articles]
@@ -122,6 +123,7 @@ def _embed(
     groups = _groups(pending, batch * 4)
     done = cluster.map(groups, texts) if cluster else ((g, embedder.encode(texts(g))) for g in groups)
     total = sum(len(ps) for _, ps in pending)
+    analysed: dict[str, list[str]] = {}
     with (
         tqdm(total=total, unit="passage", desc="embedding", disable=not progress, dynamic_ncols=True) as bar,
         contextlib.closing(done),
@@ -133,7 +135,12 @@ def _embed(
                 at += len(ps)
             staging.keep([(a, vectors[a.id]) for a, _ in group])
             bar.update(at)
-    return [(a, ps, vectors[a.id]) for a, ps in chunked], resumed
+            for a, ps in group:  # here, not in the write: the writer lock is held for less
+                analysed[a.id] = analyse_article(a.text, ps)
+    for a, ps in chunked:
+        if a.id not in analysed:  # staged by an earlier run
+            analysed[a.id] = analyse_article(a.text, ps)
+    return [(a, ps, vectors[a.id]) for a, ps in chunked], resumed, analysed
 
 
 def _groups(
@@ -200,12 +207,12 @@ def update_index(
             report.articles, report.passages = view.meta["articles"], view.meta["passages"]
             report.seconds = time.perf_counter() - start
             return report, False
-        staging, add, meta = None, [], {}  # nothing to embed: the write takes the index's own model and chunking
+        staging, add, meta, analysed = None, [], {}, {}  # nothing to embed: the index's own model and chunking
         if todo or view is None:
-            staging, add, meta, report.resumed = _embed_new(folder, settings, get_embedder(), todo, progress)
+            staging, add, meta, report.resumed, analysed = _embed_new(folder, settings, get_embedder(), todo, progress)
         report.embedded = sum(len(ps) for _, ps, _ in add) - report.resumed
         seen_sha = {a: existing.get(a) for a in [a.id for a in todo] + remove}
-        change = Change(add, remove, seen_sha, loaded.roots, loaded.root_of, meta, rebuild)
+        change = Change(add, remove, seen_sha, loaded.roots, loaded.root_of, meta, rebuild, analysed)
         try:
             written = write(
                 engine, folder, change, *_vector_settings(settings), wait_s=wait_s, base=view, progress=progress
@@ -237,9 +244,10 @@ def _removals(folder: Path, view: View, loaded: Loaded, prune: bool) -> list[str
 
 def _embed_new(
     folder: Path, settings: Settings, embedder: Embedder, todo: Sequence[Article], progress: bool
-) -> tuple[Staging, list[tuple[Article, list[Passage], np.ndarray]], dict[str, Any], int]:
+) -> tuple[Staging, list[tuple[Article, list[Passage], np.ndarray]], dict[str, Any], int, dict[str, list[str]]]:
     """Chunk and embed new or changed articles, staged as they are made: (the open staging file, the articles with
-    passages and vectors, the index meta they fit, how many passages were staged by an earlier run)."""
+    passages and vectors, the index meta they fit, how many passages were staged by an earlier run, the passages'
+    analyses by article id)."""
     chunker = Chunker(
         settings.chunking.max_tokens,
         settings.chunking.overlap_tokens,
@@ -251,7 +259,9 @@ def _embed_new(
     staging = Staging(folder, meta)
     try:
         with _cluster(folder, settings, embedder) as cluster:
-            add, resumed = _embed(embedder, chunker, todo, settings.embedding.batch_size, progress, staging, cluster)
+            add, resumed, analysed = _embed(
+                embedder, chunker, todo, settings.embedding.batch_size, progress, staging, cluster
+            )
     except (KeyboardInterrupt, EmbeddingStopped) as e:
         kept = staging.count()
         staging.close()
@@ -265,7 +275,7 @@ def _embed_new(
     except BaseException:
         staging.close()
         raise
-    return staging, add, meta, resumed
+    return staging, add, meta, resumed, analysed
 
 
 def _cluster(folder: Path, settings: Settings, embedder: Embedder) -> contextlib.AbstractContextManager[Any]:

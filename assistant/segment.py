@@ -23,7 +23,7 @@ import numpy as np
 from .analysis import terms
 from .checksums import describe
 from .chunking import indexed_text
-from .highlight import analyse
+from .highlight import analyse, analyse_article
 from .postings import Postings, mapped, save_array
 from .quotes import find_quotes, passage_quotes
 from .types import AssistantError
@@ -250,20 +250,25 @@ def _grow(graph: Any, vectors: np.ndarray, progress: bool) -> None:
 
 
 def insert_articles(
-    db: sqlite3.Connection, add: Sequence[Any], first_id: int, root_of: dict[str, str], now: float
+    db: sqlite3.Connection,
+    add: Sequence[Any],
+    first_id: int,
+    root_of: dict[str, str],
+    now: float,
+    analysed: dict[str, list[str]] | None = None,
 ) -> None:
-    """Put new articles and their passages (ids from `first_id` on, in order) into a segment's database."""
+    """Put new articles and their passages (ids from `first_id` on, in order) into a segment's database, with their
+    analyses as given in `analysed` (by article id), else worked out here."""
     pid = first_id
     for art, passages, _ in add:
-        quotes = find_quotes(art.text)
+        analyses = (analysed or {}).get(art.id) or analyse_article(art.text, passages)
         db.execute(
             f"INSERT INTO articles ({ARTICLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (art.id, art.title, art.text, art.path, art.source, art.url, art.published, art.sha,
              root_of.get(art.id, ""), now),
         )  # fmt: skip
         rows = []
-        for p in passages:
-            analysis = analyse(p.text, passage_quotes(quotes, p.char_start, p.char_end))
+        for p, analysis in zip(passages, analyses, strict=True):
             rows.append((pid, p.article_id, p.seq, p.char_start, p.char_end, p.n_tokens, p.text, analysis))
             pid += 1
         db.executemany(f"INSERT INTO passages ({PASSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", rows)

@@ -35,6 +35,9 @@ class Change:
     root_of: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     fresh: bool = False  # a rebuild: the new index holds only `add` (its writer holds the lock from the start)
+    # each added article's passages analysed (highlight.analyse_article), worked out before the writer lock is taken;
+    # an article missing here is analysed by the engine as it writes
+    analysed: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass

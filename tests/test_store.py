@@ -207,3 +207,31 @@ def test_an_index_from_before_stored_analysis_is_searched_the_same_and_analysed_
     stored = {q: old.search(q, k=10) for q in questions}
     snap.analysed = False
     assert {q: old.search(q, k=10) for q in questions} == stored
+
+
+def test_passages_are_analysed_before_the_write_as_the_engine_would(tmp_path, seeds_copy, monkeypatch):
+    """The indexer works out each passage's analysis (quotations, terms) while it embeds, outside the writer lock;
+    what is stored is what the engine would have worked out itself."""
+    import assistant.segment as segment
+    from assistant.highlight import analyse_article
+    from assistant.types import Passage
+
+    def inside_the_write(*args, **kwargs):
+        raise AssertionError("a passage was analysed inside the write")
+
+    monkeypatch.setattr(segment, "analyse_article", inside_the_write)
+    settings = settings_for(tmp_path / "index").replace("embedding", batch_size=2)  # several groups, analysed between
+    Assistant(settings, embedder=HashEmbedder()).add([seeds_copy])
+    db = sqlite3.connect(biggest(tmp_path / "index") / "index.sqlite")
+    stored = {}
+    for article_id, analysis in db.execute("SELECT article_id, analysis FROM passages ORDER BY id"):
+        stored.setdefault(article_id, []).append(analysis)
+    assert len(stored) == 5
+    for article_id, text in db.execute("SELECT id, text FROM articles"):
+        spans = db.execute(
+            "SELECT article_id, seq, text, char_start, char_end, n_tokens FROM passages WHERE article_id = ? "
+            "ORDER BY id",
+            (article_id,),
+        ).fetchall()
+        assert stored[article_id] == analyse_article(text, [Passage(*row) for row in spans])
+    assert any(a.split("\n")[1] != "[]" for analyses in stored.values() for a in analyses)  # quotations were found

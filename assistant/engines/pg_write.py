@@ -11,7 +11,7 @@ import numpy as np
 from ..analysis import terms
 from ..chunking import indexed_text
 from ..generation import MERGE_FACTOR
-from ..highlight import analyse
+from ..highlight import analyse, analyse_article
 from ..quotes import find_quotes, passage_quotes
 from . import pg_blocks
 from .pg_blocks import TermBlock
@@ -63,15 +63,15 @@ def apply_change(conn: Any, change: Any, with_title: bool, merge_factor: int = M
     sql = "COPY na_passages (article_id, id, seq, char_start, char_end, n_tokens, length, text, analysis, embedding)"
     with conn.cursor().copy(sql + " FROM STDIN") as passages:  # one COPY at a time on a connection
         for article, ps, vectors in change.add:
-            quotes = find_quotes(article.text)
-            for p, vec in zip(ps, vectors, strict=True):
+            analyses = change.analysed.get(article.id) or analyse_article(article.text, ps)
+            for p, vec, analysis in zip(ps, vectors, analyses, strict=True):
                 pid = ids[at]
                 at += 1
                 words = terms(indexed_text(article.title, p.text, with_title))
                 added_length += len(words)
                 passages.write_row(
                     (article.id, pid, p.seq, p.char_start, p.char_end, p.n_tokens, len(words), p.text,
-                     analyse(p.text, passage_quotes(quotes, p.char_start, p.char_end)), vector_text(vec))
+                     analysis, vector_text(vec))
                 )  # fmt: skip
                 for term, tf in Counter(words).items():
                     postings.setdefault(term, []).append((pid, tf, len(words)))
