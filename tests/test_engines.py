@@ -141,11 +141,12 @@ def test_a_failed_write_leaves_the_previous_state(backend, tmp_path, seeds_copy,
     for i in range(3):
         (extra / f"f{i}.txt").write_text(f"Ferry {i}\n\nThe ferry number {i} sailed late on Monday.")
 
-    def broken(text: str, quotes: object = ()) -> str:
+    def broken(text: str) -> list[str]:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("assistant.segment.analyse", broken)
-    monkeypatch.setattr("assistant.engines.pg_write.analyse", broken)
+    # inside the write, after its passages are stored: the engine's own BM25 terms of the new passages
+    monkeypatch.setattr("assistant.segment.terms", broken)
+    monkeypatch.setattr("assistant.engines.pg_write.terms", broken)
     with pytest.raises(AssistantError) as failed:
         a.add([extra])
     assert "\n" not in str(failed.value)
