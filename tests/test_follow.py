@@ -423,3 +423,53 @@ def test_a_feed_on_the_internet_cannot_lead_the_follower_into_this_network(tmp_p
     why = "refused: a followed site on the internet may not lead into this network"
     refused = [n for n in report.notes if why in n]
     assert len(refused) == 2, report.notes
+
+
+def _bomb(encoding: str, size: int = 1_000_000_000) -> bytes:
+    """`size` bytes of zeros compressed as `encoding` (built in 1 MB steps: the zeros are never held whole)."""
+    import gzip
+    import io
+
+    zeros = b"\0" * 1_000_000
+    if encoding == "gzip":
+        out = io.BytesIO()
+        with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=9) as z:
+            for _ in range(size // len(zeros)):
+                z.write(zeros)
+        return out.getvalue()
+    if encoding == "br":
+        brotli = pytest.importorskip("brotli")
+        c = brotli.Compressor(quality=1)
+        return b"".join(c.process(zeros) for _ in range(size // len(zeros))) + c.finish()
+    zstandard = pytest.importorskip("zstandard")
+    c = zstandard.ZstdCompressor(level=1).compressobj()
+    return b"".join(c.compress(zeros) for _ in range(size // len(zeros))) + c.flush()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "zstd"])
+def test_a_compressed_bomb_is_cut_off_at_the_page_limit_without_being_expanded(tmp_path, encoding):
+    import tracemalloc
+
+    bomb = _bomb(encoding)  # 1 GB of zeros in 1 MB (gzip), 0.2 MB (br) or 32 KB (zstd)
+    a = _assistant(("embedded", ""), tmp_path / "index", max_page_mb=1.0)
+    with serving() as site:
+        _news_site(site)
+        site.routes["/bomb"] = Route(bomb, headers={"Content-Type": "text/html", "Content-Encoding": encoding})
+        assert _poll(a, [f"{site.url}/rss.xml"])[f"{site.url}/rss.xml"].added == 2  # the parsers' first use
+        targets = [f"{site.url}/bomb", f"{site.url}/atom.xml"]
+        tracemalloc.start()
+        try:
+            reports = _poll(a, targets)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    line = reports[targets[0]].line()
+    print(f"\n{encoding} bomb of {len(bomb):,} bytes: {line} (peak {peak / 1e6:.0f} MB)")
+    assert "\n" not in line
+    if encoding == "gzip":  # asked for (Accept-Encoding: gzip, x-gzip, deflate), read up to the limit
+        assert "over the 1 MB limit (follow.max_page_mb)" in line
+    else:  # not asked for: refused before a byte is decoded
+        assert f"sent in the content encoding '{encoding}', which was not asked for (gzip, x-gzip, deflate)" in line
+    assert reports[targets[1]].added == 1  # the good feed beside it is indexed
+    assert peak < 20e6, peak  # before: 150 MB (gzip: each 64 KB read expanded whole), 690 MB (br), 2 GB (zstd)
+

@@ -6,6 +6,7 @@ import ipaddress
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
@@ -21,6 +22,7 @@ ROBOTS_AGENT = "news-assistant"  # the name robots.txt rules are matched against
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)
 SCHEMES = ("http", "https")
+ENCODINGS = {"gzip": 47, "x-gzip": 47, "deflate": 47}  # what is asked for; zlib's wbits: a gzip or zlib header
 
 
 class FetchError(AssistantError):
@@ -100,7 +102,9 @@ class Fetcher:
     def __post_init__(self) -> None:
         read = min(self.timeout, max(1.0, self.timeout / 4))  # a silent server is noticed well before the deadline
         self.client = httpx.Client(
-            headers={"User-Agent": USER_AGENT}, timeout=httpx.Timeout(self.timeout, read=read), follow_redirects=False
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": ", ".join(ENCODINGS)},
+            timeout=httpx.Timeout(self.timeout, read=read),
+            follow_redirects=False,
         )
 
     def get(self, url: str, etag: str = "", last_modified: str = "", max_bytes: int | None = None) -> Fetched:
@@ -163,9 +167,10 @@ class Fetcher:
         length = r.headers.get("content-length", "")
         if length.isdigit() and int(length) > max_bytes:
             raise FetchError(too_big)
+        decode = _decoder(url, r.headers.get("content-encoding", ""))
         body = bytearray()
-        for chunk in r.iter_bytes():
-            body += chunk
+        for chunk in r.iter_raw():
+            body += decode(chunk, max_bytes + 1 - len(body))  # a compressed bomb never expands past the limit
             if len(body) > max_bytes:
                 raise FetchError(too_big)
             if time.monotonic() - started > self.timeout:
@@ -185,3 +190,27 @@ class Fetcher:
     def close(self) -> None:
         """Close the connections."""
         self.client.close()
+
+
+def _decoder(url: str, encoding: str) -> Callable[[bytes, int], bytes]:
+    """A function decoding a body's next raw chunk into at most `room` bytes (more output than that stays unread):
+    none for an uncompressed body, zlib for gzip and deflate (the encodings asked for); any other is a FetchError."""
+    name = encoding.strip().lower()
+    if name in ("", "identity"):
+        return lambda chunk, room: chunk
+    if name not in ENCODINGS:
+        asked = ", ".join(ENCODINGS)
+        raise FetchError(f"{url}: sent in the content encoding '{encoding[:40]}', which was not asked for ({asked})")
+    state = {"inflate": zlib.decompressobj(ENCODINGS[name]), "first": True}
+
+    def decode(chunk: bytes, room: int) -> bytes:
+        first, state["first"] = state["first"], False
+        try:
+            return state["inflate"].decompress(chunk, max(room, 1))
+        except zlib.error as e:
+            if name == "deflate" and first:  # a raw deflate stream without the zlib header, as some servers send
+                state["inflate"] = zlib.decompressobj(-zlib.MAX_WBITS)
+                return decode(chunk, room)
+            raise FetchError(f"{url}: its {name} content is damaged ({e}); not read") from None
+
+    return decode
