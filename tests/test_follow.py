@@ -473,3 +473,21 @@ def test_a_compressed_bomb_is_cut_off_at_the_page_limit_without_being_expanded(t
     assert reports[targets[1]].added == 1  # the good feed beside it is indexed
     assert peak < 20e6, peak  # before: 150 MB (gzip: each 64 KB read expanded whole), 690 MB (br), 2 GB (zstd)
 
+
+def test_a_feed_with_html_entities_and_comments_in_its_items_is_read(tmp_path):
+    rss091 = (
+        '<?xml version="1.0" encoding="ISO-8859-1"?>\n<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS '
+        '0.91//EN" "http://my.netscape.com/publish/formats/rss-0.91.dtd">\n<rss version="0.91"><channel>'
+        "<title>Caf&eacute; Gazette</title><link>http://example.org/</link>"
+        "<item><!-- generated --><title>Ferry crews strike&nbsp;again</title><link>{u}/ferry</link>"
+        "<description>Crews at the caf&eacute; pier walked out. &unknown;Talks resume.</description></item>"
+        "<item><title>Bridge study</title><link>{u}/bridge</link><?tracker x?></item></channel></rss>"
+    )
+    a = _assistant(("embedded", ""), tmp_path / "index")
+    with serving() as site:
+        _news_site(site)
+        site.page("/old.xml", rss091.format(u=site.url).encode("latin-1"), "application/rss+xml")
+        report = _poll(a, [f"{site.url}/old.xml"])[f"{site.url}/old.xml"]
+    assert not report.error and report.added == 2, report.lines()  # before: the whole feed failed (ValueError)
+    ferry = a.article(f"{site.url}/ferry")
+    assert (ferry["title"], ferry["source"]) == ("Ferry crews strike again", "Café Gazette")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import hashlib
+import html
 import re
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
@@ -76,7 +77,27 @@ def _xml(got: Fetched) -> etree._Element:
         raise FetchError(f"{got.url}: broken XML ({e.msg or e}); fix the feed or stop following it") from None
     if root is None:
         raise FetchError(f"{got.url}: empty document")
+    _inline_entities(root)
     return root
+
+
+def _inline_entities(root: etree._Element) -> None:
+    """Entity references the parser kept (no DTD is read) become their character where HTML names one (RSS 0.91's
+    DTD declares HTML's: &eacute;, &nbsp;), else nothing; the text around them is kept."""
+    for ent in list(root.iter(etree.Entity)):
+        char = html.unescape(f"&{ent.name};")
+        glue = ("" if char.startswith("&") else char) + (ent.tail or "")
+        parent, before = ent.getparent(), ent.getprevious()
+        if before is not None:
+            before.tail = (before.tail or "") + glue
+        else:
+            parent.text = (parent.text or "") + glue
+        parent.remove(ent)
+
+
+def _elements(node: etree._Element) -> list[etree._Element]:
+    """A node's child elements, without the comments and processing instructions among them."""
+    return [c for c in node if isinstance(c.tag, str)]
 
 
 def _text(node: etree._Element | None) -> str:
@@ -128,12 +149,12 @@ def _entry(base: str, link: str, title: str, date: str, text: str) -> Entry | No
 
 def _rss(root: etree._Element, url: str) -> Parsed:
     """RSS 2.0 (and RSS 1.0/RDF): each item's link (or permalink guid), title, date and text."""
-    channel = next((n for n in root.iter() if etree.QName(n).localname == "channel"), root)
-    title = next((_text(n) for n in channel if etree.QName(n).localname == "title"), "")
+    channel = next((n for n in root.iter(etree.Element) if etree.QName(n).localname == "channel"), root)
+    title = next((_text(n) for n in _elements(channel) if etree.QName(n).localname == "title"), "")
     out = Parsed("rss", title)
-    for item in (n for n in root.iter() if etree.QName(n).localname == "item"):
+    for item in (n for n in root.iter(etree.Element) if etree.QName(n).localname == "item"):
         fields: dict[str, str] = {}
-        for child in item:
+        for child in _elements(item):
             name = etree.QName(child).localname
             if child.tag == CONTENT:
                 fields["content"] = child.text or ""
@@ -175,8 +196,8 @@ def _sitemap(root: etree._Element, url: str) -> Parsed:
     for node in root:
         if not isinstance(node.tag, str):
             continue
-        loc = next((_text(c) for c in node if etree.QName(c).localname == "loc"), "")
-        mod = next((_text(c) for c in node if etree.QName(c).localname == "lastmod"), "")
+        loc = next((_text(c) for c in _elements(node) if etree.QName(c).localname == "loc"), "")
+        mod = next((_text(c) for c in _elements(node) if etree.QName(c).localname == "lastmod"), "")
         if not loc:
             continue
         if etree.QName(node).localname == "sitemap":
