@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from . import __version__
-from .app import CSS, HEAD, MAX_K, build_app
+from .app import CSS, HEAD, MAX_HISTORY, MAX_K, build_app
 from .core import MAX_QUESTION_CHARS, NOT_UNICODE, Assistant
 from .documents import MB
 from .guard import CrossSiteGuard
@@ -39,7 +39,7 @@ class SearchRequest(BaseModel):
         None, description="article_id, source (string or list), published_from, published_to"
     )
     history: list[str] = Field(
-        default_factory=list, max_length=20, description="earlier questions of the conversation, oldest first"
+        default_factory=list, max_length=MAX_HISTORY, description="earlier questions of the conversation, oldest first"
     )
 
 

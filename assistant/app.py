@@ -23,6 +23,7 @@ from .engines.base import check_date
 from .types import Answer, AssistantError, Citation, Hit, Said
 
 MAX_K = 50  # the most passages one API call returns, over HTTP, gradio_client and MCP
+MAX_HISTORY = 20  # the most earlier questions one API call may send
 EXAMPLES = [
     "What did Zelensky say to Russians?",
     "What did Lavrov accuse Ukraine of at the UN?",
@@ -230,6 +231,18 @@ def passages_csv(answer: Answer, folder: Path) -> Path:
     return path
 
 
+def api_count(k: object) -> int:
+    """The `k` of an API call (gradio_client, MCP) as a whole number from 1 to MAX_K (a larger or smaller one is
+    brought within them); anything that is not a number is a one-line error naming `k`."""
+    try:
+        if isinstance(k, bool):
+            raise TypeError
+        n = int(k)  # type: ignore[call-overload]  # 5, 5.0 and "5" as before
+    except (TypeError, ValueError, OverflowError):
+        raise AssistantError(f"k must be a whole number from 1 to {MAX_K}, got {str(k)[:40]!r}") from None
+    return max(1, min(n, MAX_K))
+
+
 def build_filters(
     article_ids: list[str] | None, sources: list[str] | None, date_from: str, date_to: str
 ) -> dict[str, Any] | None:
@@ -345,7 +358,10 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
             history: earlier questions of the conversation, oldest first, for follow-ups like "What did he say?"
         """
         # JSON text rather than a dict: gradio_client would take the citations' "path" for files to fetch.
-        answer = assistant.ask(question, k=max(1, min(int(k), MAX_K)), history=list(history or []))
+        history = history or []
+        if isinstance(history, list) and len(history) > MAX_HISTORY:
+            raise AssistantError(f"history holds {len(history):,} questions; send at most {MAX_HISTORY}, the latest")
+        answer = assistant.ask(question, k=api_count(k), history=history)
         return json.dumps(answer.to_dict(), ensure_ascii=False)
 
     def quotes(speaker: str = "", about: str = "", k: int = 20) -> str:
@@ -360,7 +376,7 @@ def build_app(assistant: Assistant):  # noqa: ANN201 - gradio.Blocks, imported l
             about: a topic the quotations are ranked by (e.g. "Russians"); empty to list them newest first
             k: at most this many quotations (1-50)
         """
-        said = assistant.quotes(speaker=speaker or None, about=about or None, k=max(1, min(int(k), MAX_K)))
+        said = assistant.quotes(speaker=speaker or None, about=about or None, k=api_count(k))
         return json.dumps(
             {"speaker": speaker, "about": about, "quotes": [q.to_dict() for q in said]}, ensure_ascii=False
         )

@@ -214,6 +214,8 @@ class Assistant:
         """What was searched, the hits, the generation, the period read and (with `matching`) the timeline of the
         articles that match."""
         check_question(question)
+        if isinstance(history, str | bytes) or not isinstance(history, Sequence):  # "abc" is not three questions
+            raise AssistantError(f"history must be a list of earlier questions, got {type(history).__name__}")
         for i, earlier in enumerate(history):
             check_question(earlier, f"history item {i + 1}")
         query = contextualize(question, history)

@@ -205,3 +205,35 @@ def test_a_question_with_dates_gets_its_period_and_timeline_over_http_and_the_cl
     assert cited == {"uploads/ellery.jsonl#march"}
     assert answer["timeline"] == [{"period": "2024-03-12", "articles": 1}]
     assert _cli_json(index, question) == answer
+
+
+def _gradio_call(url, name, data):
+    """One call of a Gradio API endpoint over plain HTTP, as an MCP client or a script makes it: (event, payload)."""
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=120) as c:
+        event_id = c.post(f"/gradio_api/call/{name}", json={"data": data}).json()["event_id"]
+        text = c.get(f"/gradio_api/call/{name}/{event_id}").text
+    event = text.split("event: ", 1)[1].split("\n", 1)[0]
+    return event, json.loads(text.split("data: ", 1)[1].split("\n", 1)[0])
+
+
+def test_wrong_types_to_the_gradio_api_are_one_line_naming_the_argument(server):
+    url, index = server
+    cases = [
+        ("search", [QUESTION, "many", []], "k must be a whole number from 1 to 50, got 'many'"),
+        ("search", [QUESTION, True, []], "k must be a whole number from 1 to 50, got 'True'"),
+        ("quotes", ["Lavrov", "", "all"], "k must be a whole number from 1 to 50, got 'all'"),
+        ("search", ["What did he say?", 3, "Lavrov"], "history must be a list of earlier questions, got str"),
+        ("search", ["What did he say?", 3, {"a": "Lavrov"}], "history must be a list of earlier questions, got dict"),
+        ("search", ["What did he say?", 3, ["Lavrov"] * 21], "history holds 21 questions; send at most 20, the latest"),
+    ]
+    for name, data, expected in cases:
+        event, payload = _gradio_call(url, name, data)
+        assert (event, payload.get("error")) == ("error", expected), (data, payload)  # before: answered, or a
+        # Python message ("invalid literal for int() with base 10: 'many'"); the history "Lavrov" searched as its
+        # letters ("What did he say (v o)?")
+    event, payload = _gradio_call(url, "search", [QUESTION, 3, []])
+    assert event == "complete" and json.loads(payload[0]) == _cli_json(index)  # the server answers on
+    event, payload = _gradio_call(url, "search", [QUESTION, 500, None])
+    assert event == "complete" and len(json.loads(payload[0])["passages"]) > 3  # a k out of range is brought in
