@@ -54,6 +54,7 @@ class UploadResult:
 
 _NAMING = threading.Lock()  # one upload at a time per process chooses its file names
 MAX_NAME_BYTES = 150  # an uploaded file's name is cut to this (file systems take 255), its type kept
+_UNSHOWN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # not in a name
 WAIT_S = 300.0  # how long an upload waits for another writer (`assistant index`) before saying so
 
 
@@ -145,10 +146,11 @@ def _store(source: Path, folder: Path, name: str) -> tuple[Path, bool]:
 
 
 def safe_name(name: str) -> str:
-    """An uploaded file's name reduced to its last part, without folders, control characters or lone surrogates,
-    and at most MAX_NAME_BYTES bytes of UTF-8 (its type kept)."""
+    """An uploaded file's name reduced to its last part, without folders, control characters, lone surrogates or
+    bidirectional controls (U+202E between "evil" and "gpj.txt" shows "eviltxt.jpg"), and at most MAX_NAME_BYTES
+    bytes of UTF-8 (its type kept)."""
     base = re.split(r"[\\/]", name)[-1]
-    base = re.sub(r"[\x00-\x1f\x7f\ud800-\udfff]", "", base).strip()
+    base = _UNSHOWN.sub("", base).strip()
     if base in ("", ".", "..") or base.startswith("."):
         base = "upload" + Path(base).suffix
     suffix = Path(base).suffix

@@ -228,3 +228,14 @@ def test_large_files_are_checked_by_a_sample_that_catches_a_damaged_run(tmp_path
     data = bytearray(original)
     f.write_bytes(bytes(data[:5]) + bytes([data[5] ^ 1]) + bytes(data[6:]))  # one more byte: only the full check
     assert damaged(tmp_path, files, full=True)
+
+
+def test_bidirectional_and_c1_controls_are_taken_out_of_uploaded_names(fake_assistant, tmp_path):
+    story = _story(tmp_path / "a", "s.txt", "Ferry vote", "The harbour council voted for an electric ferry.")
+    names = ["evil\u202egpj.txt", "\u2067note\u2069\u200f.md", "memo\x85\x9b.txt"]  # RLO, isolates, RLM, C1 codes
+    result = add_uploads(fake_assistant, [story] * 3, max_mb=1, max_files=5, names=names)
+    assert result.accepted == ["evilgpj.txt", "note.md", "memo.txt"], result.accepted  # before: kept, so the first
+    # showed as "eviltxt.jpg" in the archive, the citations and the reply
+    stored = {p.name for p in (Path(fake_assistant.settings.index.dir) / "uploads").iterdir()}
+    assert stored == {"evilgpj.txt", "note.md", "memo.txt"}
+    assert {f"uploads/{n}" for n in stored} <= _ids(fake_assistant)
