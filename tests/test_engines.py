@@ -94,6 +94,24 @@ def test_filters_by_id_source_and_date(backend, tmp_path):
         a.search("ferry", filters={"colour": "red"})
 
 
+def test_a_filter_holding_a_nul_byte_or_a_lone_surrogate_is_one_line_naming_it(backend, tmp_path):
+    a = _assistant(backend, tmp_path / "index")
+    a.add([_dated(tmp_path / "news")])
+    for key, value, shown in (
+        ("article_id", "a\x00b", "'a\\x00b'"),
+        ("source", ["Herald", "Ti\x00mes"], "'Ti\\x00mes'"),
+        ("article_id", "\ud800", "'\\ud800'"),
+        ("source", "\x1b[31mHerald", "'\\x1b[31mHerald'"),
+    ):
+        with pytest.raises(AssistantError) as e:
+            a.ask("ferry strike", filters={key: value})
+        # before: "PostgreSQL at ... failed while searching: PostgreSQL text fields cannot contain NUL (0x00) bytes"
+        # (the embedded engine: nothing found)
+        assert str(e.value) == f"filter {key} = {shown} holds a control character or a lone surrogate; send plain text"
+    herald = a.search("ferry strike", k=10, filters={"source": "Herald"})
+    assert {h.citations[0].article_id for h in herald} == {"a", "c"}  # the same engine answers on
+
+
 class Earlier:
     """A view as a writer that read the index earlier saw it: the article hashes of then (a database view reads
     the current rows, so a slow writer is played by remembering what it read)."""

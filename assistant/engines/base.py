@@ -35,12 +35,23 @@ def check_date(value: Any, name: str) -> str:
     return text
 
 
-def _as_set(value: Any) -> frozenset[str]:
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")  # no id or source holds one
+
+
+def _as_set(value: Any, key: str) -> frozenset[str]:
+    """A filter's string or list of strings as a set; a value holding a control character or a lone surrogate (which
+    PostgreSQL cannot even be sent) is a one-line error naming the filter."""
     if isinstance(value, str):
-        return frozenset({value})
-    if isinstance(value, Sequence | set | frozenset):
-        return frozenset(str(v) for v in value)
-    raise AssistantError(f"filter value {value!r} must be a string or a list of strings")
+        values = frozenset({value})
+    elif isinstance(value, Sequence | set | frozenset):
+        values = frozenset(str(v) for v in value)
+    else:
+        raise AssistantError(f"filter value {value!r} must be a string or a list of strings")
+    for v in values:
+        if _NOT_TEXT.search(v):
+            raise AssistantError(f"filter {key} = {ascii(v)[:80]} holds a control character or a lone surrogate; "
+                                 "send plain text")  # fmt: skip
+    return values
 
 
 @dataclass(frozen=True)
@@ -64,8 +75,8 @@ class Filter:
         if unknown:
             raise AssistantError(f"unknown filter {sorted(unknown)[0]!r}; filters are {', '.join(FILTER_KEYS)}")
         return cls(
-            _as_set(filters["article_id"]) if "article_id" in filters else None,
-            _as_set(filters["source"]) if "source" in filters else None,
+            _as_set(filters["article_id"], "article_id") if "article_id" in filters else None,
+            _as_set(filters["source"], "source") if "source" in filters else None,
             check_date(filters.get("published_from"), "published_from"),
             check_date(filters.get("published_to"), "published_to"),
         )
