@@ -491,3 +491,26 @@ def test_a_feed_with_html_entities_and_comments_in_its_items_is_read(tmp_path):
     assert not report.error and report.added == 2, report.lines()  # before: the whole feed failed (ValueError)
     ferry = a.article(f"{site.url}/ferry")
     assert (ferry["title"], ferry["source"]) == ("Ferry crews strike again", "Café Gazette")
+
+
+def test_redirects_to_data_urls_and_impossible_ports_are_one_line_saying_so(tmp_path):
+    a = _assistant(("embedded", ""), tmp_path / "index")
+    with serving() as site:
+        _news_site(site)
+        site.routes["/to-data"] = Route(status=302, headers={"Location": "data:text/html,<p>planted story</p>"})
+        site.routes["/to-port"] = Route(status=301, headers={"Location": "http://127.0.0.1:99999/feed"})
+        targets = [
+            f"{site.url}/to-data",
+            f"{site.url}/to-port",
+            "http://127.0.0.1:70000/rss.xml",
+            f"{site.url}/rss.xml",
+        ]
+        reports = _poll(a, targets)
+    lines = [reports[t].line() for t in targets]
+    # before: "could not be read (InvalidURL: For absolute URLs, path must be empty or begin with '/')", "could not
+    # be read (ValueError: Port out of range 0-65535)"
+    assert f"{site.url}/to-data: redirects to a URL that cannot be fetched (" in lines[0]
+    assert lines[0].endswith("; only http and https URLs are followed)")
+    assert "http://127.0.0.1:99999/feed: not a URL that can be fetched (Port out of range 0-65535)" in lines[1]
+    assert "http://127.0.0.1:70000/rss.xml: not a URL that can be fetched (Port out of range 0-65535)" in lines[2]
+    assert reports[targets[3]].added == 2 and not [x for x in lines if "could not be read" in x], lines

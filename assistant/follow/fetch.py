@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import threading
@@ -54,7 +55,11 @@ class Fetched:
 
 def check_url(url: str) -> str:
     """The URL when it is http or https with a host, else a FetchError saying only those are followed."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port out of range raises here, not in the middle of a request
+    except ValueError as e:
+        raise FetchError(f"{url}: not a URL that can be fetched ({e})") from None
     if parts.scheme.lower() not in SCHEMES or not parts.hostname:
         raise FetchError(f"{url}: only http and https URLs are followed (not {parts.scheme or 'a bare path'}://)")
     return url
@@ -138,7 +143,13 @@ class Fetcher:
         self._wait(url)
         started = time.monotonic()
         try:
-            with self.client.stream("GET", url, headers=headers) as r:
+            request = self.client.build_request("GET", url, headers=headers)
+            try:
+                r = self.client.send(request, stream=True)
+            except (httpx.InvalidURL, ValueError) as e:  # httpx parses a redirect's Location even when not following it
+                why = f"{str(e)[:120]}; only http and https URLs are followed"
+                raise FetchError(f"{url}: redirects to a URL that cannot be fetched ({why})") from None
+            with contextlib.closing(r):
                 if r.status_code in REDIRECTS and "location" in r.headers:
                     return urljoin(url, r.headers["location"])
                 common = {
