@@ -28,6 +28,7 @@ from .uploads import add_uploads, safe_name
 
 MAX_REQUEST_MB = 4  # the largest request body outside uploads (a question, a chat turn with its history)
 UPLOAD_PATHS = ("/api/articles", "/gradio_api/upload")
+MAX_ECHOED = 200  # characters of a refused input a validation error repeats
 
 
 class SearchRequest(BaseModel):
@@ -55,11 +56,14 @@ class QuotesRequest(BaseModel):
 
 
 def _readable(errors: Any) -> Any:
-    """Validation errors as JSON-ready data, a lone surrogate in the input ('string_unicode') said in words."""
+    """Validation errors as JSON-ready data, a lone surrogate in the input ('string_unicode') said in words, and a
+    long input not sent back whole (a question of a megabyte is not answered with a megabyte)."""
     out = jsonable_encoder(errors)
     for e in out:
         if isinstance(e, dict) and e.get("type") == "string_unicode":
             e["msg"] = NOT_UNICODE
+        if isinstance(e, dict) and len(shown := json.dumps(e.get("input"))) > MAX_ECHOED:
+            e["input"] = f"{shown[:MAX_ECHOED]}… ({len(shown):,} characters in all)"
     return out
 
 

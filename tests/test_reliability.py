@@ -527,6 +527,19 @@ def test_long_or_binary_questions_get_a_clear_error(server):
     assert out.returncode == 1 and "control characters" in out.stderr
 
 
+def test_a_question_of_a_megabyte_is_refused_in_a_short_reply_and_the_server_answers_on(server):
+    url, _ = server
+    for body in ({"question": "a " * 500_000}, {"question": "Lavrov", "history": ["x"] * 100_000}):
+        status, reply = _status(url, "/api/search", json.dumps(body).encode(), _JSON)
+        assert status == 422 and len(reply) < 1_000, (status, len(reply))  # before: the megabyte sent back
+        detail = json.loads(reply)["detail"][0]
+        assert detail["loc"][-1] in ("question", "history") and detail["msg"].startswith(
+            ("String should have at most 2000 characters", "List should have at most 20 items")
+        )
+        assert detail["input"].endswith(" characters in all)"), detail
+    assert _post_json(url, "/api/search", {"question": "What did Lavrov say?"})["found"]
+
+
 _JSON = {"content-type": "application/json"}
 
 
