@@ -514,3 +514,29 @@ def test_redirects_to_data_urls_and_impossible_ports_are_one_line_saying_so(tmp_
     assert "http://127.0.0.1:99999/feed: not a URL that can be fetched (Port out of range 0-65535)" in lines[1]
     assert "http://127.0.0.1:70000/rss.xml: not a URL that can be fetched (Port out of range 0-65535)" in lines[2]
     assert reports[targets[3]].added == 2 and not [x for x in lines if "could not be read" in x], lines
+
+
+def test_entries_that_keep_failing_do_not_hold_back_the_rest_and_a_feed_left_unfinished_is_read_again(
+    tmp_path, monkeypatch
+):
+    """Three pages a poll: the first three entries always fail (404), yet the four after them are indexed over
+    the next polls; and the feed, whose entries were not all read, is fetched whole again, not answered 304."""
+    monkeypatch.setattr("assistant.follow.sources.MAX_PAGES", 3)
+    a = _assistant(("embedded", ""), tmp_path / "index")
+    stories = {"ferry": FERRY, "bridge": BRIDGE, "lighthouse": LIGHTHOUSE, "museum": MUSEUM}
+    with serving() as site:
+        for name, text in stories.items():
+            site.page(f"/{name}", article_page(name.title(), text, "2026-03-02"))
+        links = [f"{site.url}/gone-{i}" for i in range(3)] + [f"{site.url}/{name}" for name in stories]
+        items = [{"title": f"Story {i}", "link": link, "date": "Mon, 02 Mar 2026 08:00:00 GMT"}
+                 for i, link in enumerate(links)]  # fmt: skip
+        site.page("/rss.xml", rss("Harbour Gazette", items), "application/rss+xml", ETag='"feed-1"')
+        target = f"{site.url}/rss.xml"
+        polls = [_poll(a, [target])[target] for _ in range(3)]
+        feed_asked = site.hits("/rss.xml")
+    assert [p.added for p in polls] == [0, 3, 1]
+    assert "4 more new entries are left for the next poll" in "\n".join(polls[0].notes)
+    assert {x["id"] for x in a.articles()} == set(links[3:])
+    assert all("If-None-Match" not in h for h in feed_asked[:3])  # unfinished: read whole each time
+    failures = FollowState(a.folder).failures(links)
+    assert set(failures) == set(links[:3]) and all(n >= 1 for _, n in failures.values())

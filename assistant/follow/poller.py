@@ -103,7 +103,7 @@ class Follower:
             f.source.next_poll = "" if once else stamp(now + self.every_s)
             sources.append(f.source)
         kept = [u for f in found if not reports[f.source.target].error for u in f.urls]
-        self.state.save(kept, sources)
+        self.state.save(kept, sources, [u for f in found for u in f.failed], stamp(now))
         return [reports[t] for t in dict.fromkeys(targets)]
 
     def _write(self, found: Sequence[Found], reports: dict[str, SourceReport]) -> None:

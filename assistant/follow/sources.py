@@ -24,6 +24,7 @@ class Found:
     urls: list[UrlState] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unchanged: int = 0
+    failed: list[str] = field(default_factory=list)  # entries whose page could not be read
 
 
 @dataclass
@@ -54,8 +55,13 @@ def collect(target: str, fetcher: Fetcher, state: FollowState, poll: Poll) -> Fo
         return found
     entries = parsed.entries + _nested(parsed, fetcher, found)
     fresh = [e for e in entries if _wanted(e, state, poll, found)]
+    # Entries never tried first, in the feed's order, then those that failed, the longest untried first: pages that
+    # always fail do not keep the ones after them waiting.
+    failed = state.failures([e.url for e in fresh])
+    fresh.sort(key=lambda e: failed.get(e.url, ("", 0))[0])
     if len(fresh) > MAX_PAGES:
         found.notes.append(f"{target}: {len(fresh) - MAX_PAGES} more new entries are left for the next poll")
+        found.source.etag = found.source.last_modified = ""  # so that the next poll reads the feed whole, not a 304
     for entry in fresh[:MAX_PAGES]:
         _read(entry, None, parsed.title, fetcher, state, poll, found)
     return found
@@ -104,9 +110,11 @@ def _read(
         article = page_article(got, entry, title)
     except FetchError as e:
         found.notes.append(str(e))
+        found.failed.append(entry.url)
         return
     except Exception as e:  # a reader's own failure (a parser's recursion limit, ...) skips this page only
         found.notes.append(f"{entry.url}: could not be read ({type(e).__name__}: {str(e)[:200]})")
+        found.failed.append(entry.url)
         return
     digest = text_hash(article.text)
     first = poll.texts.get(digest)

@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS urls (url TEXT PRIMARY KEY, etag TEXT, last_modified 
 CREATE INDEX IF NOT EXISTS urls_by_hash ON urls (text_hash);
 CREATE TABLE IF NOT EXISTS sources (target TEXT PRIMARY KEY, kind TEXT, last_poll TEXT, added INTEGER,
     updated INTEGER, last_error TEXT, next_poll TEXT, etag TEXT, last_modified TEXT);
+CREATE TABLE IF NOT EXISTS failures (url TEXT PRIMARY KEY, at TEXT, count INTEGER);
 """
 
 
@@ -99,13 +100,32 @@ class FollowState:
         row = self.db.execute("SELECT * FROM sources WHERE target = ?", (target,)).fetchone()
         return SourceState(*row) if row else SourceState(target)
 
-    def save(self, urls: Sequence[UrlState], sources: Sequence[SourceState]) -> None:
-        """Record a poll: every URL and source state in one transaction (all or nothing)."""
+    def failures(self, urls: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """For each of these URLs whose page could not be read at its last try: when that was, and how many tries
+        in a row failed."""
+        out: dict[str, tuple[str, int]] = {}
+        for url in urls:
+            row = self.db.execute("SELECT at, count FROM failures WHERE url = ?", (url,)).fetchone()
+            if row:
+                out[url] = (str(row[0]), int(row[1]))
+        return out
+
+    def save(
+        self, urls: Sequence[UrlState], sources: Sequence[SourceState], failed: Sequence[str] = (), at: str = ""
+    ) -> None:
+        """Record a poll: every URL and source state, and the URLs whose page failed at `at` (a URL read since is
+        no longer one), in one transaction (all or nothing)."""
         with self._errors("write"), self.db:
             for table, rows in (("urls", urls), ("sources", sources)):
                 if rows:
                     marks = ",".join("?" * len(fields(rows[0])))
                     self.db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", [astuple(r) for r in rows])
+            self.db.executemany("DELETE FROM failures WHERE url = ?", [(u.url,) for u in urls])
+            self.db.executemany(
+                "INSERT INTO failures VALUES (?, ?, 1) ON CONFLICT (url) DO UPDATE SET at = excluded.at, "
+                "count = count + 1",
+                [(url, at or stamp()) for url in dict.fromkeys(failed)],
+            )
 
     def close(self) -> None:
         """Close the file."""
