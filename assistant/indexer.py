@@ -43,6 +43,9 @@ class IndexReport:
     encoder_s: float = 0.0  # preparing the encoder for this machine (once per model and machine), not in `seconds`
     skipped: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    # the articles this run's write added and replaced, by id (for callers; not in to_dict: a build's may be many)
+    new_ids: list[str] = field(default_factory=list)
+    changed_ids: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line: articles, passages, embedded, skipped, seconds."""
@@ -57,6 +60,7 @@ class IndexReport:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON output."""
         d = asdict(self)
+        del d["new_ids"], d["changed_ids"]
         d["skipped"] = [str(p) for p in self.skipped]
         d["warnings"] = [str(p) for p in self.warnings]
         return d
@@ -332,8 +336,9 @@ def _report_write(report: IndexReport, written: Written, loaded: Loaded, existin
         a.id: a.path if a.path.replace("\\", "/").endswith(a.id) else f"{a.path} (article {a.id})"
         for a in loaded.articles
     }
-    report.new = sum(1 for a in written.added if a not in existing)
-    report.changed = len(written.added) - report.new
+    report.new_ids = [a for a in written.added if a not in existing]
+    report.changed_ids = [a for a in written.added if a in existing]
+    report.new, report.changed = len(report.new_ids), len(report.changed_ids)
     report.unchanged = len(loaded.articles) - len(written.added) - len(written.kept) - len(written.refused)
     report.removed = len(written.removed)
     report.warnings += [Problem(shown.get(a, a), MEANWHILE) for a in written.kept]

@@ -540,3 +540,23 @@ def test_entries_that_keep_failing_do_not_hold_back_the_rest_and_a_feed_left_unf
     assert all("If-None-Match" not in h for h in feed_asked[:3])  # unfinished: read whole each time
     failures = FollowState(a.folder).failures(links)
     assert set(failures) == set(links[:3]) and all(n >= 1 for _, n in failures.values())
+
+
+def test_stories_another_writer_indexed_meanwhile_are_reported_unchanged_not_added(tmp_path):
+    """Two followers of one feed at once: the second to write finds the stories there and says so (the counts come
+    from its write, not from the index as read before it)."""
+    a = _assistant(("embedded", ""), tmp_path / "index")
+    other = _assistant(("embedded", ""), tmp_path / "index")
+    with serving() as site:
+        _news_site(site)
+        target = f"{site.url}/rss.xml"
+        write = a.add
+
+        def after_the_other(*args, **kwargs):
+            _poll(other, [target])  # the other process writes the same stories between this one's read and write
+            return write(*args, **kwargs)
+
+        a.add = after_the_other
+        report = _poll(a, [target])[target]
+    assert (report.added, report.updated, report.unchanged) == (0, 0, 2) and not report.error
+    assert {x["id"] for x in a.articles()} == {f"{site.url}/ferry", f"{site.url}/bridge"}

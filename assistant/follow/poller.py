@@ -114,23 +114,22 @@ class Follower:
                 articles.setdefault(a.id, (a, f.source.target))
         if not articles:
             return
-        a = self.assistant
-        before = a.view.shas(list(articles)) if a.engine.exists() else {}
         try:
-            a.add([], articles=[x for x, _ in articles.values()], wait_s=WAIT_S)
+            done = self.assistant.add([], articles=[x for x, _ in articles.values()], wait_s=WAIT_S)
         except AssistantError as e:
             for f in found:
                 reports[f.source.target].error = f"could not write to the index: {e}"
             return
+        new, changed = set(done.new_ids), set(done.changed_ids)  # as the write found the index, not as read before
         for article, target in articles.values():
             r = reports[target]
-            if article.id not in before:
+            if article.id in new:
                 r.added += 1
                 r.titles["added"].append(article.title)
-            elif before[article.id] != article.sha:
+            elif article.id in changed:
                 r.updated += 1
                 r.titles["updated"].append(article.title)
-            else:
+            else:  # the same text was there already (another writer may have put it there meanwhile), or theirs stays
                 r.unchanged += 1
 
     def _folder(self, target: str, report: SourceReport) -> Found:
