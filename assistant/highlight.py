@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .analysis import sentence_words, stems_of, terms
@@ -90,11 +90,16 @@ def analyse(text: str, quotes: Sequence[Quote] = ()) -> str:
     return "\n".join(lines)
 
 
-def analyse_article(text: str, passages: Sequence[Passage]) -> list[str]:
-    """`analyse` for each passage of an article whose cleaned text is `text`, its quotations found over the whole
-    article."""
+def analyse_article(text: str, passages: Iterable[tuple[str, int, int]]) -> list[str]:
+    """`analyse` for each passage (its text, start and end in the article) of an article whose cleaned text is
+    `text`, its quotations found over the whole article."""
     quotes = find_quotes(text)
-    return [analyse(p.text, passage_quotes(quotes, p.char_start, p.char_end)) for p in passages]
+    return [analyse(t, passage_quotes(quotes, start, end)) for t, start, end in passages]
+
+
+def spans(passages: Iterable[Passage]) -> list[tuple[str, int, int]]:
+    """Passages as `analyse_article` takes them."""
+    return [(p.text, p.char_start, p.char_end) for p in passages]
 
 
 def stored_words(analysis: str) -> list[str]:

@@ -18,7 +18,7 @@ from .config import Settings
 from .documents import Loaded, Problem, load_paths
 from .embedding import Embedder, EmbeddingStopped
 from .engines.base import Engine, View
-from .highlight import analyse_article, analysed_otherwise
+from .highlight import analyse_article, analysed_otherwise, spans
 from .staging import Staging
 from .types import Article, AssistantError, Passage
 from .writer import MEANWHILE, UPLOADS, Change, Written, uploads_root, write
@@ -140,10 +140,10 @@ def _embed(
             staging.keep([(a, vectors[a.id]) for a, _ in group])
             bar.update(at)
             for a, ps in group:  # here, not in the write: the writer lock is held for less
-                analysed[a.id] = analyse_article(a.text, ps)
+                analysed[a.id] = analyse_article(a.text, spans(ps))
     for a, ps in chunked:
         if a.id not in analysed:  # staged by an earlier run
-            analysed[a.id] = analyse_article(a.text, ps)
+            analysed[a.id] = analyse_article(a.text, spans(ps))
     return [(a, ps, vectors[a.id]) for a, ps in chunked], resumed, analysed
 
 

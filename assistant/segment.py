@@ -23,9 +23,8 @@ import numpy as np
 from .analysis import terms
 from .checksums import describe
 from .chunking import indexed_text
-from .highlight import analyse, analyse_article
+from .highlight import analyse_article, spans
 from .postings import Postings, mapped, save_array
-from .quotes import find_quotes, passage_quotes
 from .types import AssistantError
 from .vectors import EF_CONSTRUCTION, flat_matrix, half_copy
 
@@ -261,7 +260,7 @@ def insert_articles(
     analyses as given in `analysed` (by article id), else worked out here."""
     pid = first_id
     for art, passages, _ in add:
-        analyses = (analysed or {}).get(art.id) or analyse_article(art.text, passages)
+        analyses = (analysed or {}).get(art.id) or analyse_article(art.text, spans(passages))
         db.execute(
             f"INSERT INTO articles ({ARTICLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (art.id, art.title, art.text, art.path, art.source, art.url, art.published, art.sha,
@@ -278,9 +277,9 @@ def analyse_all(db: sqlite3.Connection) -> None:
     """Store every passage's `analyse` output, its quotations found over its article (a segment whose passages were
     analysed by another version, or not at all)."""
     for article_id, text in db.execute("SELECT id, text FROM articles").fetchall():
-        quotes = find_quotes(text)
-        rows = db.execute("SELECT id, char_start, char_end, text FROM passages WHERE article_id = ?", (article_id,))
-        db.executemany(
-            "UPDATE passages SET analysis = ? WHERE id = ?",
-            [(analyse(t, passage_quotes(quotes, s, e)), pid) for pid, s, e, t in rows.fetchall()],
-        )
+        rows = db.execute(
+            "SELECT id, text, char_start, char_end FROM passages WHERE article_id = ?", (article_id,)
+        ).fetchall()
+        analyses = analyse_article(text, [row[1:] for row in rows])
+        ids = [row[0] for row in rows]
+        db.executemany("UPDATE passages SET analysis = ? WHERE id = ?", zip(analyses, ids, strict=True))

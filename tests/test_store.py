@@ -213,7 +213,7 @@ def test_passages_are_analysed_before_the_write_as_the_engine_would(tmp_path, se
     """The indexer works out each passage's analysis (quotations, terms) while it embeds, outside the writer lock;
     what is stored is what the engine would have worked out itself."""
     import assistant.segment as segment
-    from assistant.highlight import analyse_article
+    from assistant.highlight import analyse_article, spans
     from assistant.types import Passage
 
     def inside_the_write(*args, **kwargs):
@@ -228,10 +228,10 @@ def test_passages_are_analysed_before_the_write_as_the_engine_would(tmp_path, se
         stored.setdefault(article_id, []).append(analysis)
     assert len(stored) == 5
     for article_id, text in db.execute("SELECT id, text FROM articles"):
-        spans = db.execute(
+        rows = db.execute(
             "SELECT article_id, seq, text, char_start, char_end, n_tokens FROM passages WHERE article_id = ? "
             "ORDER BY id",
             (article_id,),
         ).fetchall()
-        assert stored[article_id] == analyse_article(text, [Passage(*row) for row in spans])
+        assert stored[article_id] == analyse_article(text, spans([Passage(*row) for row in rows]))
     assert any(a.split("\n")[1] != "[]" for analyses in stored.values() for a in analyses)  # quotations were found

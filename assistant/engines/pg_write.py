@@ -11,8 +11,7 @@ import numpy as np
 from ..analysis import terms
 from ..chunking import indexed_text
 from ..generation import MERGE_FACTOR
-from ..highlight import analyse, analyse_article
-from ..quotes import find_quotes, passage_quotes
+from ..highlight import analyse_article, spans
 from . import pg_blocks
 from .pg_blocks import TermBlock
 from .pg_connect import vector_text
@@ -63,7 +62,7 @@ def apply_change(conn: Any, change: Any, with_title: bool, merge_factor: int = M
     sql = "COPY na_passages (article_id, id, seq, char_start, char_end, n_tokens, length, text, analysis, embedding)"
     with conn.cursor().copy(sql + " FROM STDIN") as passages:  # one COPY at a time on a connection
         for article, ps, vectors in change.add:
-            analyses = change.analysed.get(article.id) or analyse_article(article.text, ps)
+            analyses = change.analysed.get(article.id) or analyse_article(article.text, spans(ps))
             for p, vec, analysis in zip(ps, vectors, analyses, strict=True):
                 pid = ids[at]
                 at += 1
@@ -131,12 +130,12 @@ def reanalyse(conn: Any) -> None:
     with conn.cursor(name="na_reanalyse") as articles:  # server-side: an archive's articles are not all in memory
         articles.execute("SELECT id, text FROM na_articles")
         for article_id, text in articles:
-            quotes = find_quotes(text)
             rows = conn.execute(
-                "SELECT id, char_start, char_end, text FROM na_passages WHERE article_id = %s", (article_id,)
+                "SELECT id, text, char_start, char_end FROM na_passages WHERE article_id = %s", (article_id,)
             ).fetchall()
+            analyses = analyse_article(text, [row[1:] for row in rows])
             conn.cursor().executemany(
                 "UPDATE na_passages SET analysis = %s WHERE article_id = %s AND id = %s",
-                [(analyse(t, passage_quotes(quotes, s, e)), article_id, pid) for pid, s, e, t in rows],
+                [(analysis, article_id, row[0]) for analysis, row in zip(analyses, rows, strict=True)],
             )
     conn.execute("UPDATE na_meta SET value = %s WHERE key = 'analysis'", (Jsonb(ANALYSIS_VERSION),))

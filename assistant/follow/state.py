@@ -103,12 +103,9 @@ class FollowState:
     def failures(self, urls: Sequence[str]) -> dict[str, tuple[str, int]]:
         """For each of these URLs whose page could not be read at its last try: when that was, and how many tries
         in a row failed."""
-        out: dict[str, tuple[str, int]] = {}
-        for url in urls:
-            row = self.db.execute("SELECT at, count FROM failures WHERE url = ?", (url,)).fetchone()
-            if row:
-                out[url] = (str(row[0]), int(row[1]))
-        return out
+        wanted = set(urls)  # one read of the table (a few rows), not a query per entry of a feed of thousands
+        rows = self.db.execute("SELECT url, at, count FROM failures").fetchall()
+        return {url: (str(at), int(count)) for url, at, count in rows if url in wanted}
 
     def save(
         self, urls: Sequence[UrlState], sources: Sequence[SourceState], failed: Sequence[str] = (), at: str = ""
